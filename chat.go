@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+)
+
+// Close reasons sent to clients. They are fixed strings: a reason never
+// carries user data.
+const (
+	reasonTooSlow    = "too slow: fell behind the room"
+	reasonRestarting = "server restarting"
+	reasonBinary     = "binary frames are not supported"
+	reasonAbuse      = "too many rejected frames"
+	reasonPingFailed = "ping timeout"
+)
+
+// Abuse control: every rejected frame costs a token; a connection that runs
+// out is closed with 1008. This allows honest mistakes and stops floods.
+const (
+	abuseBurst = 20
+	abuseRate  = 1 // token per second
+)
+
+// Errors from reserve, each answered with its own status before the upgrade.
+var (
+	errRoomFull     = errors.New("this room is full")
+	errServerFull   = errors.New("the server is at capacity; try again later")
+	errShuttingDown = errors.New("the server is restarting; try again shortly")
+)
+
+// server holds every room. Lock order: server.mu before room.mu.
+type server struct {
+	cfg     config
+	log     *slog.Logger
+	static  map[string]staticFile
+	creates *ipLimiter
+
+	mu      sync.Mutex
+	rooms   map[string]*room
+	clients int // joined plus reserved connections, for MAX_CLIENTS
+	closing bool
+
+	conns sync.WaitGroup // WebSocket handlers still running
+}
+
+// room is one conversation: its members in order of arrival and a rolling
+// history of encoded chatMessage frames.
+type room struct {
+	name     string
+	capacity int
+
+	mu       sync.Mutex
+	members  []*client
+	pending  int // connections reserved but not yet joined
+	history  [][]byte
+	histNext int // where the next frame goes once history is full
+	lastID   uint64
+	idle     *time.Timer
+	idleGen  int // invalidates a timer that fired while the room was re-entered
+}
+
+// client is one WebSocket connection and its queue of encoded frames.
+type client struct {
+	conn  *websocket.Conn
+	room  *room
+	name  string
+	batch bool // wants queued frames coalesced into newline-delimited messages
+
+	send    chan []byte
+	stop    chan struct{} // closed at shutdown: flush, then close 1001
+	stopped sync.Once
+	kicked  bool // removed from the room as too slow; guarded by room.mu
+
+	limiter *rate.Limiter // nil when flood control is off
+	abuse   *rate.Limiter
+}
+
+// newServer builds a server with no rooms.
+func newServer(cfg config, logger *slog.Logger) *server {
+	return &server{
+		cfg:     cfg,
+		log:     logger,
+		static:  loadStatic(),
+		creates: newIPLimiter(rate.Limit(cfg.RoomCreateRate/60), max(1, int(cfg.RoomCreateRate))),
+		rooms:   make(map[string]*room),
+	}
+}
+
+// reserve finds or creates the room and holds a place in it for a client
+// that is about to upgrade. Every successful reserve ends in join or
+// unreserve.
+func (s *server) reserve(name string) (*room, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, errShuttingDown
+	}
+	if s.clients >= s.cfg.MaxClients {
+		return nil, errServerFull
+	}
+	r, err := s.roomLocked(name, s.cfg.MaxRoomClients)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.members)+r.pending >= r.capacity {
+		return nil, errRoomFull
+	}
+	r.pending++
+	r.stopIdleLocked()
+	s.clients++
+	s.conns.Add(1)
+	return r, nil
+}
+
+// roomLocked returns the named room, creating it with capacity if it does
+// not exist and MAX_ROOMS allows.
+func (s *server) roomLocked(name string, capacity int) (*room, error) {
+	if r := s.rooms[name]; r != nil {
+		return r, nil
+	}
+	if len(s.rooms) >= s.cfg.MaxRooms {
+		return nil, errServerFull
+	}
+	r := &room{name: name, capacity: capacity}
+	s.rooms[name] = r
+	return r, nil
+}
+
+// check answers what reserve would, without reserving or creating anything.
+func (s *server) check(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closing:
+		return errShuttingDown
+	case s.clients >= s.cfg.MaxClients:
+		return errServerFull
+	}
+	r := s.rooms[name]
+	if r == nil {
+		if len(s.rooms) >= s.cfg.MaxRooms {
+			return errServerFull
+		}
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.members)+r.pending >= r.capacity {
+		return errRoomFull
+	}
+	return nil
+}
+
+// unreserve gives back a place whose upgrade failed.
+func (s *server) unreserve(r *room) {
+	r.mu.Lock()
+	r.pending--
+	s.idleIfEmptyLocked(r)
+	r.mu.Unlock()
+	s.release()
+}
+
+// release ends one connection's claim on MAX_CLIENTS.
+func (s *server) release() {
+	s.mu.Lock()
+	s.clients--
+	s.mu.Unlock()
+	s.conns.Done()
+}
+
+// newClient wraps an accepted connection.
+func (s *server) newClient(conn *websocket.Conn, r *room, batch bool) *client {
+	c := &client{
+		conn:  conn,
+		room:  r,
+		batch: batch,
+		send:  make(chan []byte, s.cfg.SendBuffer),
+		stop:  make(chan struct{}),
+		abuse: rate.NewLimiter(abuseRate, abuseBurst),
+	}
+	if s.cfg.MessageRate > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)
+	}
+	return c
+}
+
+// join turns a reservation into membership: the client gets a unique name,
+// its welcome and the history replay, then everyone hears of the arrival.
+// All of it is queued under the room lock, so nothing live can come first.
+func (s *server) join(c *client, requested string) {
+	r := c.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending--
+	c.name = uniqueName(requested, func(key string) bool {
+		return slices.ContainsFunc(r.members, func(m *client) bool { return strings.ToLower(m.name) == key })
+	})
+	r.members = append(r.members, c)
+	c.send <- encodeFrame(typeWelcome, welcomePayload{Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes})
+	for _, f := range r.orderedHistoryLocked() {
+		c.send <- f // SEND_BUFFER > HISTORY_SIZE+2 is checked at start-up, so this never blocks.
+	}
+	r.broadcastLocked(encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}))
+	r.broadcastLocked(r.userCountLocked())
+}
+
+// leave removes the client (if it was not already cut off), tells the room,
+// and starts the idle timer if the room is now empty.
+func (s *server) leave(c *client) {
+	r := c.room
+	r.mu.Lock()
+	if r.removeLocked(c) {
+		r.announceLeaveLocked(c)
+	}
+	s.idleIfEmptyLocked(r)
+	r.mu.Unlock()
+	s.release()
+}
+
+// publish stamps a message with the sender's name, the next id and the time,
+// keeps it in history and fans it out, all under the room lock so that every
+// member sees one order.
+func (s *server) publish(c *client, in inboundMessage) {
+	r := c.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c.kicked {
+		return
+	}
+	r.lastID++
+	frame := encodeFrame(typeChatMessage, chatMessagePayload{
+		ID: r.lastID, Username: c.name, Message: in.Message, TS: nowMillis(), ClientID: in.ClientID,
+	})
+	r.rememberLocked(frame, s.cfg.HistorySize)
+	r.broadcastLocked(frame)
+}
+
+// broadcastLocked hands the same bytes to every member without blocking.
+// A member whose queue is full is cut off, and the room hears it left.
+func (r *room) broadcastLocked(frame []byte) {
+	var dropped []*client
+	for _, m := range r.members {
+		select {
+		case m.send <- frame:
+		default:
+			dropped = append(dropped, m)
+		}
+	}
+	for _, m := range dropped {
+		m.kicked = true
+		r.removeLocked(m)
+		go m.conn.Close(websocket.StatusPolicyViolation, reasonTooSlow)
+	}
+	for _, m := range dropped {
+		r.announceLeaveLocked(m)
+	}
+}
+
+// announceLeaveLocked tells the room that m left.
+func (r *room) announceLeaveLocked(m *client) {
+	r.broadcastLocked(encodeFrame(typeSystem, systemPayload{Text: m.name + " left", TS: nowMillis()}))
+	r.broadcastLocked(r.userCountLocked())
+}
+
+// removeLocked takes c out of the member list; false if it was not there.
+func (r *room) removeLocked(c *client) bool {
+	i := slices.Index(r.members, c)
+	if i < 0 {
+		return false
+	}
+	r.members = slices.Delete(r.members, i, i+1)
+	return true
+}
+
+// userCountLocked encodes the room's userCount frame.
+func (r *room) userCountLocked() []byte {
+	p := userCountPayload{Count: len(r.members)}
+	if len(r.members) <= maxListedUsers {
+		p.Users = make([]string, len(r.members))
+		for i, m := range r.members {
+			p.Users[i] = m.name
+		}
+	}
+	return encodeFrame(typeUserCount, p)
+}
+
+// rememberLocked appends frame to the rolling history, allocating it only
+// when a room first speaks.
+func (r *room) rememberLocked(frame []byte, size int) {
+	if size == 0 {
+		return
+	}
+	if len(r.history) < size {
+		r.history = append(r.history, frame)
+		return
+	}
+	r.history[r.histNext] = frame
+	r.histNext = (r.histNext + 1) % size
+}
+
+// orderedHistoryLocked returns the history oldest first.
+func (r *room) orderedHistoryLocked() [][]byte {
+	return append(r.history[r.histNext:len(r.history):len(r.history)], r.history[:r.histNext]...)
+}
+
+// idleIfEmptyLocked arms the timer that destroys an empty room with its
+// history. A room with members or reservations is never destroyed.
+func (s *server) idleIfEmptyLocked(r *room) {
+	if len(r.members) > 0 || r.pending > 0 {
+		return
+	}
+	r.stopIdleLocked()
+	gen := r.idleGen
+	r.idle = time.AfterFunc(s.cfg.RoomIdleTimeout, func() { s.expire(r, gen) })
+}
+
+// stopIdleLocked cancels a pending expiry.
+func (r *room) stopIdleLocked() {
+	r.idleGen++
+	if r.idle != nil {
+		r.idle.Stop()
+		r.idle = nil
+	}
+}
+
+// expire destroys r if it is still empty and was not re-entered since the
+// timer was armed.
+func (s *server) expire(r *room, gen int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.idleGen != gen || len(r.members) > 0 || r.pending > 0 {
+		return
+	}
+	if s.rooms[r.name] == r {
+		delete(s.rooms, r.name)
+	}
+	r.history = nil
+	s.log.Debug("room expired", "rooms", len(s.rooms))
+}
+
+// stats reports counts for /healthz and logs; never names.
+func (s *server) stats() (rooms, clients int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.rooms), s.clients
+}
+
+// shutdown refuses new clients, asks every connection to flush its queue and
+// close with 1001, and waits for them until ctx ends; stragglers are cut.
+func (s *server) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	var all []*client
+	for _, r := range s.rooms {
+		r.mu.Lock()
+		all = append(all, r.members...)
+		r.stopIdleLocked()
+		r.mu.Unlock()
+	}
+	s.mu.Unlock()
+	for _, c := range all {
+		c.stopped.Do(func() { close(c.stop) })
+	}
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range all {
+			c.conn.CloseNow()
+		}
+		return ctx.Err()
+	}
+}

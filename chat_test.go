@@ -1,0 +1,1139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// testTimeout bounds every wait in these tests so a bug fails instead of
+// hanging; it is never an assertion about speed.
+const testTimeout = 15 * time.Second
+
+// testServer is the real handler on a real loopback listener.
+type testServer struct {
+	*httptest.Server
+	srv  *server
+	logs *syncBuffer
+}
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testConfig is the default configuration with environ applied.
+func testConfig(t *testing.T, environ map[string]string) config {
+	t.Helper()
+	if environ == nil {
+		environ = map[string]string{}
+	}
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		t.Fatalf("loadConfig(%v): %v", environ, err)
+	}
+	return cfg
+}
+
+// setupTest starts a server configured by environ and logging at debug level.
+func setupTest(t *testing.T, environ map[string]string) *testServer {
+	t.Helper()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := newServer(testConfig(t, environ), logger)
+	ts := &testServer{Server: httptest.NewServer(srv.handler()), srv: srv, logs: logs}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv.shutdown(ctx)
+		ts.Close()
+	})
+	return ts
+}
+
+// wsURL is the WebSocket address of room with the given query.
+func (ts *testServer) wsURL(room, query string) string {
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws/" + room + "?" + query
+}
+
+// testClient is one user's WebSocket.
+type testClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	// pending holds envelopes already read from a batched message.
+	pending []envelope
+}
+
+// dial joins room as username and fails the test if it cannot.
+func (ts *testServer) dial(t *testing.T, room, username string) *testClient {
+	t.Helper()
+	return ts.dialQuery(t, room, "username="+username)
+}
+
+// dialQuery joins with a raw query string.
+func (ts *testServer) dialQuery(t *testing.T, room, query string) *testClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	conn, resp, err := websocket.Dial(ctx, ts.wsURL(room, query), nil)
+	if err != nil {
+		t.Fatalf("dial %s?%s: %v (response %v)", room, query, err, resp)
+	}
+	conn.SetReadLimit(1 << 24)
+	t.Cleanup(func() { conn.CloseNow() })
+	return &testClient{t: t, conn: conn}
+}
+
+// next reads the next envelope.
+func (c *testClient) next() envelope {
+	c.t.Helper()
+	if len(c.pending) > 0 {
+		e := c.pending[0]
+		c.pending = c.pending[1:]
+		return e
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	typ, data, err := c.conn.Read(ctx)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	if typ != websocket.MessageText {
+		c.t.Fatalf("got a %v frame, want text", typ)
+	}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var e envelope
+		if err := json.Unmarshal(line, &e); err != nil {
+			c.t.Fatalf("frame %q is not an envelope: %v", line, err)
+		}
+		c.pending = append(c.pending, e)
+	}
+	return c.next()
+}
+
+// expect reads the next envelope, requires its type, and decodes its payload.
+func expect[T any](c *testClient, typ string) T {
+	c.t.Helper()
+	e := c.next()
+	if e.Type != typ {
+		c.t.Fatalf("got %s frame %s, want %s", e.Type, e.Payload, typ)
+	}
+	var p T
+	if err := json.Unmarshal(e.Payload, &p); err != nil {
+		c.t.Fatalf("decode %s payload %s: %v", typ, e.Payload, err)
+	}
+	return p
+}
+
+// skipUntil reads past other frames to the next one of type typ.
+func skipUntil[T any](c *testClient, typ string) T {
+	c.t.Helper()
+	for {
+		e := c.next()
+		if e.Type != typ {
+			continue
+		}
+		var p T
+		if err := json.Unmarshal(e.Payload, &p); err != nil {
+			c.t.Fatalf("decode %s payload %s: %v", typ, e.Payload, err)
+		}
+		return p
+	}
+}
+
+// welcome reads the welcome frame and the arrival notices after any replay,
+// returning the welcome and the replayed messages.
+func (c *testClient) welcome() (welcomePayload, []chatMessagePayload) {
+	c.t.Helper()
+	w := expect[welcomePayload](c, typeWelcome)
+	var history []chatMessagePayload
+	for {
+		e := c.next()
+		switch e.Type {
+		case typeChatMessage:
+			var m chatMessagePayload
+			json.Unmarshal(e.Payload, &m)
+			history = append(history, m)
+		case typeSystem:
+			expect[userCountPayload](c, typeUserCount)
+			return w, history
+		default:
+			c.t.Fatalf("after welcome got %s %s, want history then system", e.Type, e.Payload)
+		}
+	}
+}
+
+// sendRaw writes one text frame.
+func (c *testClient) sendRaw(data string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := c.conn.Write(ctx, websocket.MessageText, []byte(data)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// say sends a chat message tagged with clientID.
+func (c *testClient) say(message, clientID string) {
+	c.t.Helper()
+	b, _ := json.Marshal(outEnvelope{Type: typeChatMessage, Payload: inboundMessage{Message: message, ClientID: clientID}})
+	c.sendRaw(string(b))
+}
+
+// nextMessage skips notices and returns the next chat message.
+func (c *testClient) nextMessage() chatMessagePayload {
+	c.t.Helper()
+	return skipUntil[chatMessagePayload](c, typeChatMessage)
+}
+
+// closeStatus reads until the connection ends and returns its close status.
+func (c *testClient) closeStatus() (websocket.StatusCode, string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	for {
+		_, _, err := c.conn.Read(ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if !asCloseError(err, &ce) {
+				c.t.Fatalf("connection ended with %v, want a close frame", err)
+			}
+			return ce.Code, ce.Reason
+		}
+	}
+}
+
+// asCloseError unwraps a close frame from err.
+func asCloseError(err error, ce *websocket.CloseError) bool {
+	if websocket.CloseStatus(err) == -1 {
+		return false
+	}
+	for e := err; e != nil; {
+		if c, ok := e.(websocket.CloseError); ok {
+			*ce = c
+			return true
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		e = u.Unwrap()
+	}
+	*ce = websocket.CloseError{Code: websocket.CloseStatus(err)}
+	return true
+}
+
+// getJSON performs a request and decodes a JSON body.
+func getJSON(t *testing.T, req *http.Request, into any) *http.Response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if into != nil {
+		if err := json.Unmarshal(body, into); err != nil {
+			t.Fatalf("%s %s: body %q is not JSON: %v", req.Method, req.URL, body, err)
+		}
+	}
+	return resp
+}
+
+// refusal attempts a WebSocket handshake that must be refused before the
+// upgrade, and returns the status and JSON error.
+func (ts *testServer) refusal(t *testing.T, room, query string, header http.Header) (int, errorPayload) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	conn, resp, err := websocket.Dial(ctx, ts.wsURL(room, query), &websocket.DialOptions{HTTPHeader: header})
+	if err == nil {
+		conn.CloseNow()
+		t.Fatalf("dial %s?%s succeeded, want a refusal", room, query)
+	}
+	if resp == nil {
+		t.Fatalf("dial %s?%s: %v, want an HTTP refusal", room, query, err)
+	}
+	var e errorPayload
+	body, _ := io.ReadAll(resp.Body)
+	if jerr := json.Unmarshal(body, &e); jerr != nil {
+		t.Fatalf("refusal body %q is not JSON: %v", body, jerr)
+	}
+	return resp.StatusCode, e
+}
+
+func TestWelcomeFirstThenHistoryInOrder(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	alice := ts.dial(t, "lobby", "alice")
+	w, history := alice.welcome()
+	if w.Username != "alice" || w.Room != "lobby" || w.MaxMessageBytes != 4096 || len(history) != 0 {
+		t.Fatalf("welcome %+v with history %v, want alice in an empty lobby", w, history)
+	}
+	for i := 1; i <= 3; i++ {
+		alice.say(fmt.Sprintf("message %d", i), "")
+		alice.nextMessage()
+	}
+
+	bob := ts.dial(t, "lobby", "bob")
+	w, history = bob.welcome()
+	if w.Username != "bob" {
+		t.Fatalf("bob welcomed as %q", w.Username)
+	}
+	if len(history) != 3 {
+		t.Fatalf("bob got %d history messages, want 3", len(history))
+	}
+	for i, m := range history {
+		want := fmt.Sprintf("message %d", i+1)
+		if m.Message != want || m.Username != "alice" || m.ID != uint64(i+1) || m.TS == 0 {
+			t.Errorf("history[%d] = %+v, want %q from alice with id %d", i, m, want, i+1)
+		}
+	}
+	if got := skipUntil[systemPayload](alice, typeSystem); got.Text != "bob joined" {
+		t.Errorf("alice saw %q, want bob joined", got.Text)
+	}
+	if got := expect[userCountPayload](alice, typeUserCount); got.Count != 2 || strings.Join(got.Users, ",") != "alice,bob" {
+		t.Errorf("alice saw userCount %+v, want 2: alice,bob", got)
+	}
+}
+
+func TestHistoryKeepsOnlyTheNewest(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"HISTORY_SIZE": "5"})
+	alice := ts.dial(t, "capped", "alice")
+	alice.welcome()
+	for i := 1; i <= 8; i++ {
+		alice.say(fmt.Sprintf("m%d", i), "")
+		alice.nextMessage()
+	}
+	_, history := ts.dial(t, "capped", "bob").welcome()
+	var got []string
+	for _, m := range history {
+		got = append(got, m.Message)
+	}
+	if strings.Join(got, ",") != "m4,m5,m6,m7,m8" {
+		t.Fatalf("replay = %v, want the newest five oldest first", got)
+	}
+}
+
+func TestHistoryDisabled(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"HISTORY_SIZE": "0"})
+	alice := ts.dial(t, "nohistory", "alice")
+	alice.welcome()
+	alice.say("gone with the wind", "")
+	alice.nextMessage()
+	if _, history := ts.dial(t, "nohistory", "bob").welcome(); len(history) != 0 {
+		t.Fatalf("replay = %v, want none with HISTORY_SIZE=0", history)
+	}
+}
+
+func TestAnonymousName(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	c := ts.dialQuery(t, "anon", "username=%20%20")
+	w, _ := c.welcome()
+	if !regexp.MustCompile(`^Anon_\d{6}$`).MatchString(w.Username) {
+		t.Fatalf("blank username became %q, want Anon_HHmmss", w.Username)
+	}
+	c.say("who am I", "")
+	if m := c.nextMessage(); m.Username != w.Username {
+		t.Fatalf("message stamped %q, want %q", m.Username, w.Username)
+	}
+	// No username parameter at all is blank too.
+	if w2, _ := ts.dialQuery(t, "anon", "").welcome(); !strings.HasPrefix(w2.Username, "Anon_") {
+		t.Fatalf("missing username became %q", w2.Username)
+	}
+}
+
+func TestSpoofedUsernameIgnored(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	mallory := ts.dial(t, "spoof", "mallory")
+	mallory.welcome()
+	alice := ts.dial(t, "spoof", "alice")
+	alice.welcome()
+	mallory.sendRaw(`{"type":"chatMessage","payload":{"message":"I am alice","username":"alice"}}`)
+	for _, c := range []*testClient{alice, mallory} {
+		if m := c.nextMessage(); m.Username != "mallory" || m.Message != "I am alice" {
+			t.Fatalf("message = %+v, want it stamped mallory", m)
+		}
+	}
+}
+
+func TestDuplicateNamesGetSuffix(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	ts.dial(t, "dupes", "alice").welcome()
+	w2, _ := ts.dial(t, "dupes", "ALICE").welcome()
+	w3, _ := ts.dial(t, "dupes", "Alice").welcome()
+	if w2.Username != "ALICE_2" || w3.Username != "Alice_3" {
+		t.Fatalf("duplicates named %q and %q, want ALICE_2 and Alice_3", w2.Username, w3.Username)
+	}
+	long := strings.Repeat("x", 32)
+	ts.dial(t, "dupes", long).welcome()
+	w4, _ := ts.dial(t, "dupes", long).welcome()
+	if w4.Username != strings.Repeat("x", 30)+"_2" {
+		t.Fatalf("long duplicate named %q, want it cut to 32 characters with _2", w4.Username)
+	}
+}
+
+func TestBadUsernameRefused(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	for _, name := range []string{
+		"a%00b",                 // control character
+		"%ff%fe",                // invalid UTF-8
+		strings.Repeat("a", 33), // too long
+		"bob%3Cscript%3E",       // <script>
+		"tab%09name",
+	} {
+		status, e := ts.refusal(t, "room", "username="+name, nil)
+		if status != http.StatusBadRequest || e.Code != codeBadUsername || !strings.Contains(e.Text, "letters, digits") {
+			t.Errorf("username %q: %d %+v, want 400 bad_username saying what is allowed", name, status, e)
+		}
+	}
+	// Unicode letters, digits, spaces and _-. are fine, and names are trimmed.
+	if w, _ := ts.dialQuery(t, "room", "username=%20Jos%C3%A9%20M._2-b%20").welcome(); w.Username != "José M._2-b" {
+		t.Fatalf("got %q, want the trimmed name", w.Username)
+	}
+}
+
+func TestBadRoomRefused(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	for _, room := range []string{strings.Repeat("r", 65), "has.dot", "sp%20ace", "%C3%A9t%C3%A9"} {
+		status, e := ts.refusal(t, room, "username=a", nil)
+		if status != http.StatusBadRequest || e.Code != codeBadRoom {
+			t.Errorf("room %q: %d %+v, want 400 bad_room", room, status, e)
+		}
+	}
+}
+
+func TestRoomsAreIsolatedAndCaseFolded(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	upper := ts.dial(t, "Team-Blue_1", "alice")
+	if w, _ := upper.welcome(); w.Room != "team-blue_1" {
+		t.Fatalf("room folded to %q, want team-blue_1", w.Room)
+	}
+	lower := ts.dial(t, "team-blue_1", "bob")
+	lower.welcome()
+	other := ts.dial(t, "team-red", "carol")
+	other.welcome()
+
+	upper.say("blue only", "")
+	if m := lower.nextMessage(); m.Message != "blue only" {
+		t.Fatalf("bob got %+v", m)
+	}
+	other.say("red only", "")
+	if m := other.nextMessage(); m.Message != "red only" {
+		t.Fatalf("carol got %+v", m)
+	}
+	// Had blue leaked into red, carol would have seen it before her own.
+	upper.say("still blue", "")
+	if m := lower.nextMessage(); m.Message != "still blue" {
+		t.Fatalf("bob got %+v, want still blue: red leaked into blue", m)
+	}
+}
+
+func TestEveryoneSeesOneOrder(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"MESSAGE_RATE": "0"})
+	const senders, each = 4, 50
+	var clients []*testClient
+	for i := range senders {
+		c := ts.dial(t, "order", fmt.Sprintf("user%d", i))
+		c.welcome()
+		clients = append(clients, c)
+	}
+	// Drain arrival notices so that only chat messages remain.
+	for i, c := range clients {
+		for range senders - 1 - i {
+			skipUntil[userCountPayload](c, typeUserCount)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			for j := range each {
+				b, _ := json.Marshal(outEnvelope{Type: typeChatMessage, Payload: inboundMessage{Message: fmt.Sprintf("%d-%d", i, j)}})
+				c.conn.Write(context.Background(), websocket.MessageText, b)
+			}
+		})
+	}
+	wg.Wait()
+	var reference []string
+	for i, c := range clients {
+		var seen []string
+		var lastID uint64
+		for range senders * each {
+			m := c.nextMessage()
+			if m.ID <= lastID {
+				t.Fatalf("client %d: id %d after %d, want strictly increasing", i, m.ID, lastID)
+			}
+			lastID = m.ID
+			seen = append(seen, fmt.Sprintf("%d:%s:%s", m.ID, m.Username, m.Message))
+		}
+		if i == 0 {
+			reference = seen
+		} else if strings.Join(seen, "|") != strings.Join(reference, "|") {
+			t.Fatalf("client %d saw a different order than client 0", i)
+		}
+	}
+}
+
+func TestSlowClientIsCutOffOthersGetEverything(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"MESSAGE_RATE": "0", "SEND_BUFFER": "16", "HISTORY_SIZE": "0"})
+	sender := ts.dial(t, "slow", "sender")
+	sender.welcome()
+	reader := ts.dial(t, "slow", "reader")
+	reader.welcome()
+	sleepy := ts.dial(t, "slow", "sleepy") // never reads until the end
+	skipUntil[userCountPayload](sender, typeUserCount)
+	skipUntil[userCountPayload](sender, typeUserCount)
+	skipUntil[userCountPayload](reader, typeUserCount)
+
+	// Enough bytes to fill the sleepy client's socket buffers and its queue.
+	// The sender stays a few messages ahead of the reader, which keeps up
+	// as a healthy client does; the sender drains its own echoes.
+	const n, window = 5000, 4
+	payload := strings.Repeat("z", 4000)
+	received := make(chan struct{}, n)
+	go func() {
+		for {
+			if _, _, err := sender.conn.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		for i := range n {
+			if i >= window {
+				<-received
+			}
+			b, _ := json.Marshal(outEnvelope{Type: typeChatMessage, Payload: inboundMessage{Message: fmt.Sprintf("%d %s", i, payload)}})
+			if sender.conn.Write(context.Background(), websocket.MessageText, b) != nil {
+				return
+			}
+		}
+	}()
+	// Once the room hears that sleepy left, sleepy wakes up and reads what
+	// its socket holds: the last thing there is the 1008 close frame.
+	woke := make(chan struct{})
+	closed := make(chan error, 1)
+	go func() {
+		<-woke
+		for {
+			if _, _, err := sleepy.conn.Read(context.Background()); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	sawLeave := false
+	for i := range n {
+		e := reader.next()
+		for e.Type != typeChatMessage {
+			if e.Type == typeSystem && strings.Contains(string(e.Payload), "sleepy left") {
+				sawLeave = true
+				close(woke)
+			}
+			e = reader.next()
+		}
+		var m chatMessagePayload
+		json.Unmarshal(e.Payload, &m)
+		if !strings.HasPrefix(m.Message, fmt.Sprintf("%d ", i)) {
+			t.Fatalf("reader got message %.10q at position %d", m.Message, i)
+		}
+		received <- struct{}{}
+	}
+	if !sawLeave {
+		t.Fatalf("the room was not told that the slow client left")
+	}
+	var ce websocket.CloseError
+	if err := <-closed; !asCloseError(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != reasonTooSlow {
+		t.Fatalf("slow client ended with %v, want 1008 %q", err, reasonTooSlow)
+	}
+}
+
+func TestOversizedMessages(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"MAX_MESSAGE_BYTES": "100"})
+	c := ts.dial(t, "big", "alice")
+	c.welcome()
+	c.say(strings.Repeat("é", 51), "c-1") // 102 bytes
+	if e := expect[errorPayload](c, typeError); e.Code != codeMessageTooLong || e.ClientID != "c-1" {
+		t.Fatalf("got %+v, want message_too_long for c-1", e)
+	}
+	c.say(strings.Repeat("é", 50), "c-2") // exactly 100 bytes
+	if m := c.nextMessage(); m.ClientID != "c-2" || len(m.Message) != 100 {
+		t.Fatalf("got %+v, want the 100-byte message echoed", m)
+	}
+	// A frame far beyond any honest message is closed with 1009.
+	c.sendRaw(strings.Repeat(" ", int(readLimitFor(100))+1))
+	if code, _ := c.closeStatus(); code != websocket.StatusMessageTooBig {
+		t.Fatalf("huge frame closed with %d, want 1009", code)
+	}
+}
+
+func TestMalformedFramesKeepConnection(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	c := ts.dial(t, "junk", "alice")
+	c.welcome()
+	for _, frame := range []string{
+		`not json`,
+		`{"type":"chatMessage","payload":{"message":"a"}} trailing`,
+		`{"type":"setName","payload":{"name":"root"}}`,
+		`{"type":"chatMessage","payload":"hi"}`,
+		`{"type":"chatMessage","payload":{"message":42}}`,
+		`{"type":"chatMessage","payload":{"message":"   "}}`,
+		`{"type":"chatMessage","payload":{"message":"x","clientId":"<bad id>"}}`,
+		`[]`,
+	} {
+		c.sendRaw(frame)
+		if e := expect[errorPayload](c, typeError); e.Code != codeBadMessage || e.Text == "" {
+			t.Errorf("frame %q answered %+v, want bad_message", frame, e)
+		}
+	}
+	c.say("still here", "")
+	if m := c.nextMessage(); m.Message != "still here" {
+		t.Fatalf("got %+v after bad frames", m)
+	}
+}
+
+func TestBinaryFrameClosed(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	c := ts.dial(t, "bin", "alice")
+	c.welcome()
+	c.conn.Write(context.Background(), websocket.MessageBinary, []byte{1, 2, 3})
+	if code, _ := c.closeStatus(); code != websocket.StatusUnsupportedData {
+		t.Fatalf("binary frame closed with %d, want 1003", code)
+	}
+}
+
+func TestRepeatedAbuseClosed(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	c := ts.dial(t, "abuse", "mallory")
+	c.welcome()
+	watcher := ts.dial(t, "abuse", "watcher")
+	watcher.welcome()
+	for range abuseBurst + 10 {
+		c.sendRaw("garbage")
+	}
+	if code, reason := c.closeStatus(); code != websocket.StatusPolicyViolation || reason != reasonAbuse {
+		t.Fatalf("abuser closed with %d %q, want 1008 %q", code, reason, reasonAbuse)
+	}
+	if got := skipUntil[systemPayload](watcher, typeSystem); got.Text != "mallory left" {
+		t.Fatalf("watcher saw %q", got.Text)
+	}
+}
+
+func TestFloodIsRateLimited(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"MESSAGE_RATE": "0.001", "MESSAGE_BURST": "2"})
+	c := ts.dial(t, "flood", "alice")
+	c.welcome()
+	for i := range 5 {
+		c.say("spam", fmt.Sprintf("c-%d", i))
+	}
+	var delivered, limited []string
+	for range 5 {
+		e := c.next()
+		switch e.Type {
+		case typeChatMessage:
+			var m chatMessagePayload
+			json.Unmarshal(e.Payload, &m)
+			delivered = append(delivered, m.ClientID)
+		case typeError:
+			var p errorPayload
+			json.Unmarshal(e.Payload, &p)
+			if p.Code != codeRateLimited {
+				t.Fatalf("error %+v, want rate_limited", p)
+			}
+			limited = append(limited, p.ClientID)
+		}
+	}
+	if strings.Join(delivered, ",") != "c-0,c-1" || strings.Join(limited, ",") != "c-2,c-3,c-4" {
+		t.Fatalf("delivered %v, limited %v; want the burst of 2 through and the rest limited", delivered, limited)
+	}
+}
+
+func TestOriginRules(t *testing.T) {
+	t.Parallel()
+	prod := setupTest(t, map[string]string{"ENVIRONMENT": "production", "ALLOWED_ORIGINS": "https://chat.example.com"})
+	dev := setupTest(t, nil)
+	origin := func(o string) http.Header { return http.Header{"Origin": {o}} }
+	ok := func(ts *testServer, o string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		conn, _, err := websocket.Dial(ctx, ts.wsURL("origins", "username=a"), &websocket.DialOptions{HTTPHeader: origin(o)})
+		if err != nil {
+			t.Fatalf("origin %q refused: %v", o, err)
+		}
+		conn.CloseNow()
+	}
+	ok(prod, "https://chat.example.com")
+	ok(prod, prod.URL) // same origin
+	ok(dev, "http://localhost:5173")
+	for _, o := range []string{"https://evil.example", "http://localhost:5173", "null"} {
+		if status, e := prod.refusal(t, "origins", "username=a", origin(o)); status != http.StatusForbidden || e.Code != codeOriginNotAllowed {
+			t.Errorf("production origin %q: %d %+v, want 403", o, status, e)
+		}
+	}
+	if status, _ := dev.refusal(t, "origins", "username=a", origin("https://evil.example")); status != http.StatusForbidden {
+		t.Errorf("development allowed evil.example: %d", status)
+	}
+}
+
+func TestCORSForAPI(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"ALLOWED_ORIGINS": "https://ui.example.com", "ENVIRONMENT": "production"})
+	preflight := func(o string) *http.Response {
+		req, _ := http.NewRequest(http.MethodOptions, ts.URL+"/api/rooms", nil)
+		req.Header.Set("Origin", o)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := preflight("https://ui.example.com")
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "https://ui.example.com" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "POST") || resp.Header.Get("Vary") != "Origin" {
+		t.Fatalf("allowed preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp := preflight("https://evil.example"); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("evil preflight granted: %v", resp.Header)
+	}
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/api/rooms", nil)
+	req.Header.Set("Origin", "https://ui.example.com")
+	var created map[string]any
+	if resp := getJSON(t, req, &created); resp.StatusCode != http.StatusCreated || resp.Header.Get("Access-Control-Allow-Origin") != "https://ui.example.com" {
+		t.Fatalf("cross-origin create: %d %v", resp.StatusCode, resp.Header)
+	}
+	req, _ = http.NewRequest(http.MethodPost, ts.URL+"/api/rooms", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	if resp := getJSON(t, req, nil); resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("evil create: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestCreateRoom(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"ROOM_CREATE_RATE": "3"})
+	create := func(body string) (*http.Response, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/api/rooms", strings.NewReader(body))
+		var out map[string]any
+		return getJSON(t, req, &out), out
+	}
+	resp, a := create("")
+	_, b := create(`{"capacity":2}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %v", resp.StatusCode, a)
+	}
+	code := regexp.MustCompile(`^[a-z2-7]{16}$`)
+	if !code.MatchString(a["room"].(string)) || !code.MatchString(b["room"].(string)) || a["room"] == b["room"] {
+		t.Fatalf("codes %v and %v, want two distinct 16-character base32 codes (80 bits)", a["room"], b["room"])
+	}
+
+	// The two-person room admits two and refuses a third with 409.
+	private := b["room"].(string)
+	ts.dial(t, private, "alice").welcome()
+	ts.dial(t, private, "bob").welcome()
+	if status, e := ts.refusal(t, private, "username=carol", nil); status != http.StatusConflict || e.Code != codeRoomFull {
+		t.Fatalf("third in a private room: %d %+v, want 409 room_full", status, e)
+	}
+
+	if resp, out := create(`{"capacity":1}`); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("capacity 1: %d %v, want 400", resp.StatusCode, out)
+	}
+	if resp, out := create(`{"capacity":`); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("broken body: %d %v, want 400", resp.StatusCode, out)
+	}
+	// The bucket holds 3; two bad requests did not spend any.
+	create("")
+	resp, out := create("")
+	if resp.StatusCode != http.StatusTooManyRequests || out["code"] != codeRateLimited || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("fourth create: %d %v %v, want 429 rate_limited with Retry-After", resp.StatusCode, out, resp.Header)
+	}
+}
+
+func TestCapacityLimits(t *testing.T) {
+	t.Parallel()
+	t.Run("room", func(t *testing.T) {
+		t.Parallel()
+		ts := setupTest(t, map[string]string{"MAX_ROOM_CLIENTS": "2"})
+		ts.dial(t, "small", "a").welcome()
+		ts.dial(t, "small", "b").welcome()
+		if status, e := ts.refusal(t, "small", "username=c", nil); status != http.StatusConflict || e.Code != codeRoomFull {
+			t.Fatalf("%d %+v, want 409 room_full", status, e)
+		}
+		// A plain GET tells a browser why its handshake failed.
+		var e errorPayload
+		if resp := getJSON(t, httptestGet(ts, "/ws/small?username=c"), &e); resp.StatusCode != http.StatusConflict || e.Code != codeRoomFull {
+			t.Fatalf("probe: %d %+v, want 409", resp.StatusCode, e)
+		}
+		if resp := getJSON(t, httptestGet(ts, "/ws/other?username=c"), &e); resp.StatusCode != http.StatusUpgradeRequired {
+			t.Fatalf("probe of a free room: %d %+v, want 426", resp.StatusCode, e)
+		}
+	})
+	t.Run("server", func(t *testing.T) {
+		t.Parallel()
+		ts := setupTest(t, map[string]string{"MAX_CLIENTS": "1"})
+		ts.dial(t, "one", "a").welcome()
+		if status, e := ts.refusal(t, "two", "username=b", nil); status != http.StatusServiceUnavailable || e.Code != codeServerFull {
+			t.Fatalf("%d %+v, want 503 server_full", status, e)
+		}
+	})
+	t.Run("rooms", func(t *testing.T) {
+		t.Parallel()
+		ts := setupTest(t, map[string]string{"MAX_ROOMS": "1"})
+		ts.dial(t, "one", "a").welcome()
+		if status, e := ts.refusal(t, "two", "username=b", nil); status != http.StatusServiceUnavailable || e.Code != codeServerFull {
+			t.Fatalf("%d %+v, want 503 server_full", status, e)
+		}
+		ts.dial(t, "one", "b").welcome() // an existing room still admits
+	})
+}
+
+// httptestGet builds a GET for a path on ts.
+func httptestGet(ts *testServer, path string) *http.Request {
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
+	return req
+}
+
+func TestEmptyRoomExpires(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"ROOM_IDLE_TIMEOUT": "50ms"})
+	alice := ts.dial(t, "brief", "alice")
+	alice.welcome()
+	alice.say("soon forgotten", "")
+	alice.nextMessage()
+	alice.conn.Close(websocket.StatusNormalClosure, "")
+	deadline := time.Now().Add(testTimeout)
+	for {
+		var h map[string]any
+		getJSON(t, httptestGet(ts, "/healthz"), &h)
+		if h["rooms"] == 0.0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("room never expired: %v", h)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, history := ts.dial(t, "brief", "bob").welcome(); len(history) != 0 {
+		t.Fatalf("expired room replayed %v", history)
+	}
+}
+
+func TestRoomWithMembersOutlivesIdleTimeout(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"ROOM_IDLE_TIMEOUT": "20ms"})
+	alice := ts.dial(t, "busy", "alice")
+	alice.welcome()
+	alice.say("still here", "")
+	alice.nextMessage()
+	time.Sleep(200 * time.Millisecond) // ten idle timeouts, with a member present
+	if _, history := ts.dial(t, "busy", "bob").welcome(); len(history) != 1 {
+		t.Fatalf("room with a member lost its history: %v", history)
+	}
+}
+
+func TestReloadKeepsHistory(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil) // default 5m idle timeout
+	alice := ts.dial(t, "reload", "alice")
+	alice.welcome()
+	alice.say("before reload", "")
+	alice.nextMessage()
+	alice.conn.Close(websocket.StatusNormalClosure, "")
+	if _, history := ts.dial(t, "reload", "alice").welcome(); len(history) != 1 || history[0].Message != "before reload" {
+		t.Fatalf("after reload got %v", history)
+	}
+}
+
+func TestShutdownClosesWith1001AfterFlushing(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	alice := ts.dial(t, "bye", "alice")
+	alice.welcome()
+	bob := ts.dial(t, "bye", "bob")
+	bob.welcome()
+	alice.say("last words", "")
+	alice.nextMessage()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	go ts.srv.shutdown(ctx)
+	if m := bob.nextMessage(); m.Message != "last words" {
+		t.Fatalf("bob got %+v before the close", m)
+	}
+	for _, c := range []*testClient{alice, bob} {
+		if code, reason := c.closeStatus(); code != websocket.StatusGoingAway || reason != reasonRestarting {
+			t.Fatalf("closed with %d %q, want 1001 %q", code, reason, reasonRestarting)
+		}
+	}
+	if status, e := ts.refusal(t, "bye", "username=carol", nil); status != http.StatusServiceUnavailable || e.Code != codeShuttingDown {
+		t.Fatalf("join during shutdown: %d %+v, want 503 shutting_down", status, e)
+	}
+}
+
+func TestServeStopsCleanlyOnSignal(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, map[string]string{"SHUTDOWN_TIMEOUT": "5s"})
+	l, err := listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, l, cfg, slog.New(slog.DiscardHandler)) }()
+	ts := &testServer{Server: &httptest.Server{URL: "http://" + l.Addr().String()}}
+	c := ts.dial(t, "lifetime", "alice")
+	c.welcome()
+	stop() // what SIGINT or SIGTERM does through shutdownContext
+	if code, _ := c.closeStatus(); code != websocket.StatusGoingAway {
+		t.Fatalf("closed with %d, want 1001", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v, want nil", err)
+	}
+}
+
+func TestBatchedClientGetsNewlineDelimitedFrames(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	alice := ts.dial(t, "batch", "alice")
+	alice.welcome()
+	for i := range 10 {
+		alice.say(fmt.Sprintf("b%d", i), "")
+		alice.nextMessage()
+	}
+	bob := ts.dialQuery(t, "batch", "username=bob&batch=1")
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	_, data, err := bob.conn.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Welcome, replay and notices are queued together before bob's writer
+	// starts, so they arrive coalesced in one message.
+	lines := strings.Split(string(data), "\n")
+	if len(lines) != 13 {
+		t.Fatalf("first message has %d frames, want welcome + 10 history + system + userCount", len(lines))
+	}
+	var first envelope
+	if json.Unmarshal([]byte(lines[0]), &first); first.Type != typeWelcome {
+		t.Fatalf("first frame is %s", lines[0])
+	}
+	// A client that did not ask for batching never gets a newline-joined message.
+	carol := ts.dial(t, "batch", "carol")
+	for range 13 {
+		_, data, err := carol.conn.Read(ctx)
+		if err != nil || bytes.Contains(data, []byte("\n")) {
+			t.Fatalf("unbatched client got %q, %v", data, err)
+		}
+	}
+}
+
+func TestDeadPeerIsDropped(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"PING_INTERVAL": "50ms"})
+	watcher := ts.dial(t, "ping", "watcher")
+	watcher.welcome()
+	// A coder/websocket client answers pings only while it reads; this one
+	// stops reading after its welcome, like a frozen tab.
+	silent := ts.dial(t, "ping", "silent")
+	silent.welcome()
+	for {
+		if got := skipUntil[systemPayload](watcher, typeSystem); got.Text == "silent left" {
+			break
+		}
+	}
+}
+
+func TestHTTPSurface(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	for _, path := range []string{"/", "/r/some-room"} {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		h := resp.Header
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !bytes.Contains(body, []byte("<html")) {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, h.Get("Content-Type"))
+		}
+		csp := h.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "connect-src 'self' ws: wss:") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("%s: CSP %q", path, csp)
+		}
+		if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" || h.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s: headers %v", path, h)
+		}
+		if h.Get("Cache-Control") != "no-cache" || h.Get("ETag") == "" {
+			t.Errorf("%s: caching headers %v", path, h)
+		}
+		req := httptestGet(ts, path)
+		req.Header.Set("If-None-Match", h.Get("ETag"))
+		if resp := getJSON(t, req, nil); resp.StatusCode != http.StatusNotModified {
+			t.Errorf("%s revalidation: %d, want 304", path, resp.StatusCode)
+		}
+	}
+	var health map[string]any
+	if resp := getJSON(t, httptestGet(ts, "/healthz"), &health); resp.StatusCode != http.StatusOK || health["status"] != "ok" {
+		t.Fatalf("healthz: %d %v", resp.StatusCode, health)
+	}
+	if resp := getJSON(t, httptestGet(ts, "/nope.js"), nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("missing file: %d", resp.StatusCode)
+	}
+}
+
+func TestLogsCarryNoUserData(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"MESSAGE_RATE": "0.001", "MESSAGE_BURST": "1", "ROOM_IDLE_TIMEOUT": "10ms"})
+	const secretRoom, secretName, secretText = "roomsecret42", "usersecret42", "textsecret42"
+	c := ts.dial(t, secretRoom, secretName)
+	c.welcome()
+	c.say(secretText, "")
+	c.nextMessage()
+	c.say(secretText, "") // rate limited
+	c.sendRaw(secretText) // malformed
+	c.conn.Close(websocket.StatusNormalClosure, secretText)
+	ts.refusal(t, secretRoom, "username="+secretName+"%00", nil)
+	ts.refusal(t, secretRoom+"!", "username="+secretName, nil)
+	c2 := ts.dial(t, secretRoom, secretName)
+	c2.welcome()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	ts.srv.shutdown(ctx)
+	logs := ts.logs.String()
+	if !strings.Contains(logs, "connection ended") {
+		t.Fatalf("the scenario logged nothing, so it proves nothing: %q", logs)
+	}
+	for _, secret := range []string{secretRoom, secretName, secretText} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("logs contain %q:\n%s", secret, logs)
+		}
+	}
+}
+
+func TestInvalidConfigNamesTheVariable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, value string }{
+		{"PORT", "80a"},
+		{"PORT", "70000"},
+		{"ENVIRONMENT", "staging"},
+		{"ALLOWED_ORIGINS", "chat.example.com"},
+		{"HISTORY_SIZE", "-1"},
+		{"SEND_BUFFER", "50"}, // smaller than the history replay
+		{"ROOM_IDLE_TIMEOUT", "soon"},
+		{"MAX_ROOMS", "0"},
+		{"MAX_MESSAGE_BYTES", "0"},
+		{"MESSAGE_RATE", "fast"},
+		{"MESSAGE_BURST", "0"},
+		{"PING_INTERVAL", "0s"},
+	} {
+		_, err := loadConfig(map[string]string{tc.name: tc.value})
+		if err == nil || !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("%s=%s: error %v, want one naming %s", tc.name, tc.value, err, tc.name)
+		}
+	}
+	cfg := testConfig(t, map[string]string{"ENVIRONMENT": "Production", "ALLOWED_ORIGINS": "https://a.example,http://b.example:8080"})
+	if cfg.Environment != "production" || len(cfg.AllowedOrigins) != 2 {
+		t.Fatalf("parsed %+v", cfg)
+	}
+}
+
+func TestRunReportsBadEnvironment(t *testing.T) {
+	t.Setenv("HISTORY_SIZE", "lots")
+	err := run(nil, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "HISTORY_SIZE") {
+		t.Fatalf("run = %v, want an error naming HISTORY_SIZE", err)
+	}
+}
+
+func TestHelpListsVariables(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run([]string{"-h"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"PORT", "(default 8080)", "ALLOWED_ORIGINS", "MESSAGE_RATE", "ROOM_IDLE_TIMEOUT", "(default 5m)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-h output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := run([]string{"-version"}, &out); err != nil || !strings.HasPrefix(out.String(), "hallway ") {
+		t.Fatalf("-version printed %q, %v", out.String(), err)
+	}
+}
+
+// FuzzParseClientFrame feeds arbitrary frames to the inbound parser: it must
+// never panic, and whatever it accepts must be publishable.
+func FuzzParseClientFrame(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"chatMessage","payload":{"message":"hi","clientId":"c-1"}}`,
+		`{"type":"chatMessage","payload":{"message":"hi","username":"someone else"}}`,
+		`{"type":"chatMessage","payload":{"message":"\u0000\ud800"}}`,
+		`{"type":"chatMessage","payload":{"message":"` + strings.Repeat("x", 200) + `"}}`,
+		`{"type":"other","payload":{}}`,
+		`{"type":"chatMessage","payload":null}`,
+		`{"type":"chatMessage"}`,
+		`{}{}`,
+		"\xff\xfe",
+		``,
+		`null`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		in, rejected := parseClientFrame(data, 100)
+		if rejected != nil {
+			if rejected.Code == "" || rejected.Text == "" {
+				t.Fatalf("rejection without code or text: %+v", rejected)
+			}
+			return
+		}
+		if len(in.Message) > 100 || strings.TrimSpace(in.Message) == "" || !validClientID(in.ClientID) {
+			t.Fatalf("accepted %+v from %q", in, data)
+		}
+		encodeFrame(typeChatMessage, chatMessagePayload{Message: in.Message, ClientID: in.ClientID})
+	})
+}

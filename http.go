@@ -1,0 +1,397 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+)
+
+// contentSecurityPolicy lets pages load only their own scripts, styles and
+// images, talk only to this server, and never be framed.
+const contentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
+	"style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// handler routes every request. Each route is a standard ServeMux pattern.
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthHandler)
+	mux.HandleFunc("POST /api/rooms", s.createRoomHandler)
+	mux.HandleFunc("OPTIONS /api/", s.preflightHandler)
+	mux.HandleFunc("GET /ws/{room}", s.subscribeHandler)
+	mux.HandleFunc("GET /r/{room}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, "index.html") })
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, "index.html") })
+	mux.HandleFunc("GET /{file...}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, r.PathValue("file")) })
+	return securityHeaders(mux)
+}
+
+// securityHeaders sets the headers every response carries.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer") // Room codes live in URLs.
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeJSON answers with a JSON body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers with the JSON error body {"code","text"}.
+func writeError(w http.ResponseWriter, status int, code, text string) {
+	writeJSON(w, status, errorPayload{Code: code, Text: text})
+}
+
+// healthHandler answers load balancers cheaply, with counts only.
+func (s *server) healthHandler(w http.ResponseWriter, r *http.Request) {
+	rooms, clients := s.stats()
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "rooms": rooms, "clients": clients})
+}
+
+// subscribeHandler validates a join, refusing before the upgrade with a JSON
+// error, then upgrades and runs the connection until it ends.
+func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
+	name, ok := normalizeRoom(r.PathValue("room"))
+	if !ok {
+		writeError(w, http.StatusBadRequest, codeBadRoom, "room names are 1–64 characters of a-z, 0-9, _ and -")
+		return
+	}
+	username, err := normalizeUsername(r.URL.Query().Get("username"), time.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadUsername, err.Error())
+		return
+	}
+	if !s.originAllowed(r) {
+		writeError(w, http.StatusForbidden, codeOriginNotAllowed, "this origin may not open WebSockets here")
+		return
+	}
+	if !isWebSocketUpgrade(r) {
+		// A plain GET learns why a handshake would fail, which a browser's
+		// WebSocket API cannot tell it.
+		if err := s.check(name); err != nil {
+			writeReserveError(w, err)
+			return
+		}
+		writeError(w, http.StatusUpgradeRequired, codeUpgradeRequired, "this endpoint speaks WebSocket")
+		return
+	}
+	rm, err := s.reserve(name)
+	if err != nil {
+		writeReserveError(w, err)
+		return
+	}
+	// The origin was checked above against ALLOWED_ORIGINS and same-origin.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		s.unreserve(rm)
+		return
+	}
+	c := s.newClient(conn, rm, r.URL.Query().Get("batch") == "1")
+	s.join(c, username)
+	err = s.serveClient(context.WithoutCancel(r.Context()), c)
+	s.leave(c)
+	conn.CloseNow()
+	s.log.Debug("connection ended", "how", closeKind(err))
+}
+
+// writeReserveError maps reserve's refusals to statuses.
+func writeReserveError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errRoomFull):
+		writeError(w, http.StatusConflict, codeRoomFull, err.Error())
+	case errors.Is(err, errShuttingDown):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, codeShuttingDown, err.Error())
+	default:
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, codeServerFull, err.Error())
+	}
+}
+
+// isWebSocketUpgrade reports whether r asks to become a WebSocket.
+func isWebSocketUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+// headerHasToken reports whether a comma-separated header lists token.
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// validOrigin reports whether o is a bare scheme://host[:port] origin.
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.Path == "" && u.RawQuery == "" && u.User == nil && u.Fragment == ""
+}
+
+// originAllowed applies ALLOWED_ORIGINS. Requests without an Origin (not
+// from a browser) and same-origin requests are always allowed; development
+// also allows any localhost port, for front-end dev servers.
+func (s *server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	if slices.ContainsFunc(s.cfg.AllowedOrigins, func(a string) bool { return strings.EqualFold(a, origin) }) {
+		return true
+	}
+	if s.cfg.Environment == "development" {
+		switch u.Hostname() {
+		case "localhost", "127.0.0.1", "::1":
+			return true
+		}
+	}
+	return false
+}
+
+// cors grants cross-origin access to /api for allowed origins only. It
+// reports false, having answered 403, for a cross-origin request it refuses.
+func (s *server) cors(w http.ResponseWriter, r *http.Request) bool {
+	w.Header().Add("Vary", "Origin")
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if !s.originAllowed(r) {
+		writeError(w, http.StatusForbidden, codeOriginNotAllowed, "this origin may not use this API")
+		return false
+	}
+	w.Header().Set("Access-Control-Allow-Origin", origin)
+	return true
+}
+
+// preflightHandler answers CORS preflights for /api.
+func (s *server) preflightHandler(w http.ResponseWriter, r *http.Request) {
+	if !s.cors(w, r) {
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// createRoomRequest is the optional body of POST /api/rooms.
+type createRoomRequest struct {
+	// Capacity limits the room's members; 2 makes a private one-to-one room.
+	// Zero means MAX_ROOM_CLIENTS.
+	Capacity int `json:"capacity"`
+}
+
+// createRoomHandler makes a room with an unguessable code.
+func (s *server) createRoomHandler(w http.ResponseWriter, r *http.Request) {
+	if !s.cors(w, r) {
+		return
+	}
+	var req createRoomRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1024))
+	if err == nil && len(bytes.TrimSpace(body)) > 0 {
+		err = json.Unmarshal(body, &req)
+	}
+	if err != nil || req.Capacity != 0 && (req.Capacity < 2 || req.Capacity > s.cfg.MaxRoomClients) {
+		writeError(w, http.StatusBadRequest, codeBadRequest,
+			"body is optional; if given it is {\"capacity\": N} with N from 2 to "+strconv.Itoa(s.cfg.MaxRoomClients))
+		return
+	}
+	if wait, ok := s.creates.allow(s.clientIP(r)); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many rooms created from this address; try again later")
+		return
+	}
+	if req.Capacity == 0 {
+		req.Capacity = s.cfg.MaxRoomClients
+	}
+	code, err := s.createRoom(req.Capacity)
+	if err != nil {
+		writeReserveError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"room": code, "capacity": req.Capacity})
+}
+
+// roomCodeEncoding spells room codes in lower-case base32: URL-safe and easy
+// to read aloud.
+var roomCodeEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// createRoom registers a new empty room under a fresh 80-bit random code.
+// Unjoined, it expires like any empty room.
+func (s *server) createRoom(capacity int) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return "", errShuttingDown
+	}
+	for {
+		code := roomCodeEncoding.EncodeToString(randomBytes(10))
+		if s.rooms[code] != nil {
+			continue
+		}
+		r, err := s.roomLocked(code, capacity)
+		if err != nil {
+			return "", err
+		}
+		r.mu.Lock()
+		s.idleIfEmptyLocked(r)
+		r.mu.Unlock()
+		return code, nil
+	}
+}
+
+// randomBytes reads n bytes from crypto/rand, which never fails on
+// supported platforms.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// clientIP is the address room creation is limited by: the trusted proxy's
+// header when CLIENT_IP_HEADER names one, else the peer address.
+func (s *server) clientIP(r *http.Request) string {
+	if h := s.cfg.ClientIPHeader; h != "" {
+		if v := r.Header.Get(h); v != "" {
+			first, _, _ := strings.Cut(v, ",") // X-Forwarded-For lists the client first.
+			return strings.TrimSpace(first)
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// ipLimiter keeps one token bucket per client IP and forgets buckets that
+// have refilled, so its memory follows the number of recent clients.
+type ipLimiter struct {
+	limit rate.Limit
+	burst int
+
+	mu        sync.Mutex
+	buckets   map[string]*rate.Limiter
+	lastSweep time.Time
+}
+
+// newIPLimiter allows each IP limit events a second with burst; a zero
+// limit allows everything.
+func newIPLimiter(limit rate.Limit, burst int) *ipLimiter {
+	return &ipLimiter{limit: limit, burst: burst, buckets: make(map[string]*rate.Limiter)}
+}
+
+// allow takes a token for ip, or says how long until one is free.
+func (l *ipLimiter) allow(ip string) (time.Duration, bool) {
+	if l.limit == 0 {
+		return 0, true
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) > time.Minute {
+		for k, b := range l.buckets {
+			if b.TokensAt(now) >= float64(l.burst) {
+				delete(l.buckets, k)
+			}
+		}
+		l.lastSweep = now
+	}
+	b := l.buckets[ip]
+	if b == nil {
+		b = rate.NewLimiter(l.limit, l.burst)
+		l.buckets[ip] = b
+	}
+	res := b.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d, false
+	}
+	return 0, true
+}
+
+// staticFiles is the web UI, embedded so the binary is the whole product.
+//
+//go:embed static
+var staticFiles embed.FS
+
+// staticFile is one embedded asset with its validator.
+type staticFile struct {
+	data []byte
+	etag string
+}
+
+// loadStatic indexes the embedded UI and hashes each file once, so browsers
+// can revalidate with If-None-Match and get 304s.
+func loadStatic() map[string]staticFile {
+	files := make(map[string]staticFile)
+	fs.WalkDir(staticFiles, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := staticFiles.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		files[strings.TrimPrefix(p, "static/")] = staticFile{data: data, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		return nil
+	})
+	return files
+}
+
+// serveStatic serves one embedded file. Everything is revalidated on each
+// load (no-cache with an ETag), so a deploy is never hidden behind a stale
+// index.html or script.
+func (s *server) serveStatic(w http.ResponseWriter, r *http.Request, name string) {
+	f, ok := s.static[path.Clean(name)]
+	if !ok {
+		writeError(w, http.StatusNotFound, codeNotFound, "not found")
+		return
+	}
+	w.Header().Set("ETag", f.etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(f.data))
+}

@@ -1,0 +1,241 @@
+// Command hallway is a privacy-first, ephemeral group chat server: one binary
+// with its web UI embedded, rooms and history kept only in memory.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// config is every setting Hallway has; each field is one environment variable.
+type config struct {
+	// Port is the TCP port to listen on. Defaults to 8080.
+	Port int `env:"PORT" envDefault:"8080" help:"TCP port to listen on"`
+	// Environment is "development" or "production". Defaults to development.
+	Environment string `env:"ENVIRONMENT" envDefault:"development" help:"development (text logs, localhost origins allowed) or production (JSON logs)"`
+	// AllowedOrigins lists extra browser origins (scheme://host[:port]) allowed
+	// to open WebSockets and call /api. Same-origin is always allowed.
+	AllowedOrigins []string `env:"ALLOWED_ORIGINS" envSeparator:"," help:"comma-separated extra origins allowed for WebSockets and CORS, e.g. https://chat.example.com"`
+	// HistorySize is how many recent messages a room keeps for newcomers.
+	// Defaults to 100; 0 keeps none.
+	HistorySize int `env:"HISTORY_SIZE" envDefault:"100" help:"messages a room replays to newcomers; 0 keeps none"`
+	// SendBuffer is how many frames may wait for a slow client before it is
+	// disconnected. Defaults to 256.
+	SendBuffer int `env:"SEND_BUFFER" envDefault:"256" help:"frames queued for one client before it is cut off as too slow"`
+	// RoomIdleTimeout is how long an empty room (and its history) survives.
+	// Defaults to 5m.
+	RoomIdleTimeout time.Duration `env:"ROOM_IDLE_TIMEOUT" envDefault:"5m" help:"how long an empty room keeps its history before it is destroyed"`
+	// MaxRooms caps the number of rooms. Defaults to 10000.
+	MaxRooms int `env:"MAX_ROOMS" envDefault:"10000" help:"most rooms at once"`
+	// MaxRoomClients caps the members of one room. Defaults to 1000.
+	MaxRoomClients int `env:"MAX_ROOM_CLIENTS" envDefault:"1000" help:"most members in one room"`
+	// MaxClients caps WebSocket connections server-wide. Defaults to 10000.
+	MaxClients int `env:"MAX_CLIENTS" envDefault:"10000" help:"most WebSocket connections at once"`
+	// MaxMessageBytes is the longest message text in UTF-8 bytes. Defaults to 4096.
+	MaxMessageBytes int `env:"MAX_MESSAGE_BYTES" envDefault:"4096" help:"longest chat message, in UTF-8 bytes of text"`
+	// MessageRate is the sustained messages per second one connection may send.
+	// Defaults to 5; 0 disables flood control.
+	MessageRate float64 `env:"MESSAGE_RATE" envDefault:"5" help:"messages per second per connection; 0 disables flood control"`
+	// MessageBurst is how many messages may be sent at once above MessageRate.
+	// Defaults to 10.
+	MessageBurst int `env:"MESSAGE_BURST" envDefault:"10" help:"messages a connection may send in a burst"`
+	// RoomCreateRate is how many rooms one IP address may create per minute
+	// through POST /api/rooms. Defaults to 10; 0 disables the limit.
+	RoomCreateRate float64 `env:"ROOM_CREATE_RATE" envDefault:"10" help:"rooms one client IP may create per minute; 0 disables the limit"`
+	// ClientIPHeader names a header set by a trusted proxy that carries the
+	// client's IP (e.g. Fly-Client-IP). Empty uses the connection's address.
+	ClientIPHeader string `env:"CLIENT_IP_HEADER" help:"header a trusted proxy sets to the client IP, e.g. Fly-Client-IP; empty uses the peer address"`
+	// PingInterval is how often idle peers are pinged; a peer that does not
+	// answer within PingInterval is dropped. Defaults to 25s.
+	PingInterval time.Duration `env:"PING_INTERVAL" envDefault:"25s" help:"how often connections are pinged; no pong within the same time drops them"`
+	// WriteTimeout bounds every WebSocket write. Defaults to 10s.
+	WriteTimeout time.Duration `env:"WRITE_TIMEOUT" envDefault:"10s" help:"deadline for each WebSocket write"`
+	// ShutdownTimeout bounds the graceful shutdown. Defaults to 4s, inside
+	// Fly.io's default kill timeout of 5s.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"4s" help:"time allowed for closing connections on SIGINT/SIGTERM"`
+}
+
+// loadConfig reads the configuration from environ (os.Environ when nil) and
+// checks it; an error names the variable that is wrong.
+func loadConfig(environ map[string]string) (config, error) {
+	var cfg config
+	opts := env.Options{Environment: environ}
+	if err := env.ParseWithOptions(&cfg, opts); err != nil {
+		return cfg, explainEnvError(err)
+	}
+	cfg.Environment = strings.ToLower(strings.TrimSpace(cfg.Environment))
+	return cfg, cfg.validate()
+}
+
+// explainEnvError rewrites the parser's field names into variable names, so
+// "PORT=80a" reports PORT rather than the Go field.
+func explainEnvError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	var msgs []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			f, _ := reflect.TypeFor[config]().FieldByName(pe.Name)
+			msgs = append(msgs, fmt.Sprintf("invalid %s: %v", f.Tag.Get("env"), pe.Err))
+			continue
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// validate rejects values that parse but make no sense.
+func (c config) validate() error {
+	var errs []error
+	check := func(ok bool, name, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("invalid %s: "+format, append([]any{name}, args...)...))
+		}
+	}
+	check(c.Port >= 0 && c.Port <= 65535, "PORT", "%d is not a TCP port", c.Port)
+	check(c.Environment == "development" || c.Environment == "production",
+		"ENVIRONMENT", "%q is neither development nor production", c.Environment)
+	for _, o := range c.AllowedOrigins {
+		check(validOrigin(o), "ALLOWED_ORIGINS", "%q is not scheme://host[:port]", o)
+	}
+	check(c.HistorySize >= 0 && c.HistorySize <= 100000, "HISTORY_SIZE", "%d is not within 0..100000", c.HistorySize)
+	check(c.SendBuffer > c.HistorySize+2, "SEND_BUFFER",
+		"%d must exceed HISTORY_SIZE+2 (%d) so a newcomer's replay fits its queue", c.SendBuffer, c.HistorySize+2)
+	check(c.RoomIdleTimeout >= 0, "ROOM_IDLE_TIMEOUT", "%v is negative", c.RoomIdleTimeout)
+	check(c.MaxRooms >= 1, "MAX_ROOMS", "%d must be at least 1", c.MaxRooms)
+	check(c.MaxRoomClients >= 2, "MAX_ROOM_CLIENTS", "%d must be at least 2", c.MaxRoomClients)
+	check(c.MaxClients >= 1, "MAX_CLIENTS", "%d must be at least 1", c.MaxClients)
+	check(c.MaxMessageBytes >= 1 && c.MaxMessageBytes <= 1<<20, "MAX_MESSAGE_BYTES", "%d is not within 1..1048576", c.MaxMessageBytes)
+	check(c.MessageRate >= 0, "MESSAGE_RATE", "%v is negative", c.MessageRate)
+	check(c.MessageBurst >= 1, "MESSAGE_BURST", "%d must be at least 1", c.MessageBurst)
+	check(c.RoomCreateRate >= 0, "ROOM_CREATE_RATE", "%v is negative", c.RoomCreateRate)
+	check(c.PingInterval > 0, "PING_INTERVAL", "%v must be positive", c.PingInterval)
+	check(c.WriteTimeout > 0, "WRITE_TIMEOUT", "%v must be positive", c.WriteTimeout)
+	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "%v must be positive", c.ShutdownTimeout)
+	return errors.Join(errs...)
+}
+
+// usage prints the flags and every environment variable with its default.
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: hallway [-version]\n\nHallway is configured by environment variables only:\n\n")
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		def := f.Tag.Get("envDefault")
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(w, "  %-18s %s (default %s)\n", f.Tag.Get("env"), f.Tag.Get("help"), def)
+	}
+}
+
+// version reports the module version and VCS revision baked in by go build.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "hallway (unknown version)"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return fmt.Sprintf("hallway %s %s", v, info.GoVersion)
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "hallway:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses flags and configuration, serves until a shutdown signal, and
+// returns the first error worth reporting.
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("hallway", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() { usage(stdout) }
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version())
+		return nil
+	}
+	cfg, err := loadConfig(nil)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, os.Stderr)
+	l, err := listen(fmt.Sprintf(":%d", cfg.Port))
+	if err != nil {
+		return err
+	}
+	ctx, stop := shutdownContext(context.Background())
+	defer stop()
+	return serve(ctx, l, cfg, logger)
+}
+
+// newLogger logs text for people in development and JSON in production.
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	if cfg.Environment == "production" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// serve runs the HTTP server on l until ctx ends, then closes every
+// WebSocket with 1001 and waits up to ShutdownTimeout for writers to flush.
+func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger) error {
+	srv := newServer(cfg, logger)
+	hs := &http.Server{
+		Handler:           srv.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second, // WebSockets clear these deadlines once hijacked.
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	logger.Info("listening", "addr", l.Addr().String(), "environment", cfg.Environment)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	hs.SetKeepAlivesEnabled(false)
+	err := errors.Join(hs.Shutdown(sctx), srv.shutdown(sctx))
+	logger.Info("stopped", "error", err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil // Clients that did not finish in time were cut off; still a clean exit.
+	}
+	return err
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// This file is the wire format: every frame, both ways, is one text message
+// holding an envelope {"type": …, "payload": {…}}. README.md shows each frame.
+
+// Frame types.
+const (
+	typeWelcome     = "welcome"
+	typeChatMessage = "chatMessage"
+	typeSystem      = "system"
+	typeUserCount   = "userCount"
+	typeError       = "error"
+)
+
+// Error codes carried by error frames and HTTP error bodies. They are stable:
+// clients switch on them.
+const (
+	codeRateLimited      = "rate_limited"
+	codeMessageTooLong   = "message_too_long"
+	codeBadMessage       = "bad_message"
+	codeBadRoom          = "bad_room"
+	codeBadUsername      = "bad_username"
+	codeBadRequest       = "bad_request"
+	codeOriginNotAllowed = "origin_not_allowed"
+	codeRoomFull         = "room_full"
+	codeServerFull       = "server_full"
+	codeShuttingDown     = "shutting_down"
+	codeUpgradeRequired  = "upgrade_required"
+	codeNotFound         = "not_found"
+)
+
+// Limits of the protocol itself, as opposed to the configurable ones.
+const (
+	maxRoomLen     = 64
+	maxUsernameLen = 32 // in characters
+	maxClientIDLen = 64
+	// maxListedUsers is the largest room whose userCount frames carry the
+	// member list; past it they carry only the count, so a join in a crowd
+	// does not send every member a list of everyone.
+	maxListedUsers = 64
+)
+
+// envelope is the outer shape of every frame.
+type envelope struct {
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// outEnvelope is an envelope being encoded by the server.
+type outEnvelope struct {
+	Type    string `json:"type"`
+	Payload any    `json:"payload"`
+}
+
+// welcomePayload is always a client's first frame: who it is and where.
+type welcomePayload struct {
+	Username        string `json:"username"`
+	Room            string `json:"room"`
+	MaxMessageBytes int    `json:"maxMessageBytes"`
+}
+
+// chatMessagePayload is a message as the room saw it. ID strictly increases
+// within a room; TS is Unix milliseconds; ClientID echoes the sender's tag.
+type chatMessagePayload struct {
+	ID       uint64 `json:"id"`
+	Username string `json:"username"`
+	Message  string `json:"message"`
+	TS       int64  `json:"ts"`
+	ClientID string `json:"clientId,omitempty"`
+}
+
+// systemPayload is a notice from the server, such as a join or a leave.
+type systemPayload struct {
+	Text string `json:"text"`
+	TS   int64  `json:"ts"`
+}
+
+// userCountPayload tells everyone how many are in the room and, in rooms of
+// up to maxListedUsers, who, in order of arrival.
+type userCountPayload struct {
+	Count int      `json:"count"`
+	Users []string `json:"users,omitempty"`
+}
+
+// errorPayload explains why a frame from the client was not accepted.
+// ClientID names the rejected message when the client tagged it.
+type errorPayload struct {
+	Code     string `json:"code"`
+	Text     string `json:"text"`
+	ClientID string `json:"clientId,omitempty"`
+}
+
+// inboundMessage is the payload of a client's chatMessage frame. A username
+// in it is ignored: the server stamps the sender's own.
+type inboundMessage struct {
+	Message  string `json:"message"`
+	ClientID string `json:"clientId"`
+}
+
+// encodeFrame encodes one envelope; the result is shared by every recipient.
+func encodeFrame(typ string, payload any) []byte {
+	b, err := json.Marshal(outEnvelope{Type: typ, Payload: payload})
+	if err != nil {
+		panic(fmt.Sprintf("encode %s frame: %v", typ, err)) // Only plain structs are encoded.
+	}
+	return b
+}
+
+// nowMillis is the ts of frames.
+func nowMillis() int64 { return time.Now().UnixMilli() }
+
+// parseClientFrame decodes one text frame from a client. It returns the
+// message to publish, or an error payload to send back instead.
+func parseClientFrame(data []byte, maxBytes int) (inboundMessage, *errorPayload) {
+	var env envelope
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&env); err != nil || dec.More() {
+		return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "frame is not one JSON envelope {\"type\",\"payload\"}"}
+	}
+	if env.Type != typeChatMessage {
+		return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "unknown frame type; clients send only chatMessage"}
+	}
+	var in inboundMessage
+	if err := json.Unmarshal(env.Payload, &in); err != nil {
+		return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "chatMessage payload must be {\"message\": string}"}
+	}
+	if !validClientID(in.ClientID) {
+		return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "clientId must be up to 64 of A-Z a-z 0-9 _ -"}
+	}
+	tagged := func(code, text string) *errorPayload {
+		return &errorPayload{Code: code, Text: text, ClientID: in.ClientID}
+	}
+	switch {
+	case strings.TrimSpace(in.Message) == "":
+		return in, tagged(codeBadMessage, "message is empty")
+	case len(in.Message) > maxBytes:
+		return in, tagged(codeMessageTooLong, fmt.Sprintf("message is %d bytes; the limit is %d", len(in.Message), maxBytes))
+	}
+	return in, nil
+}
+
+// validClientID accepts the short opaque tags a UI uses to match echoes.
+func validClientID(s string) bool {
+	if len(s) > maxClientIDLen {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeRoom folds a room name to lower case and checks it is 1–64 of
+// [a-z0-9_-].
+func normalizeRoom(s string) (string, bool) {
+	if len(s) == 0 || len(s) > maxRoomLen {
+		return "", false
+	}
+	s = strings.ToLower(s)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return "", false
+		}
+	}
+	return s, true
+}
+
+// errBadUsername says what a username may be; it is shown to users as is.
+var errBadUsername = errors.New("usernames are 1–32 characters of letters, digits, spaces and _ - .")
+
+// normalizeUsername trims a requested name and checks it; blank becomes
+// Anon_HHmmss from now.
+func normalizeUsername(s string, now time.Time) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", errBadUsername
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "Anon_" + now.Format("150405"), nil
+	}
+	if utf8.RuneCountInString(s) > maxUsernameLen {
+		return "", errBadUsername
+	}
+	for _, r := range s {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == ' ' || r == '_' || r == '-' || r == '.') {
+			return "", errBadUsername
+		}
+	}
+	return s, nil
+}
+
+// uniqueName returns name, or name with the first free suffix _2, _3, …,
+// so that no two members share a name ignoring case. The result stays
+// within maxUsernameLen characters.
+func uniqueName(name string, taken func(key string) bool) string {
+	if !taken(strings.ToLower(name)) {
+		return name
+	}
+	for n := 2; ; n++ {
+		suffix := fmt.Sprintf("_%d", n)
+		base := []rune(name)
+		if keep := maxUsernameLen - len(suffix); len(base) > keep {
+			base = base[:keep]
+		}
+		candidate := string(base) + suffix
+		if !taken(strings.ToLower(candidate)) {
+			return candidate
+		}
+	}
+}

@@ -1,0 +1,16 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// shutdownContext ends on SIGINT (Fly.io's default kill signal) or SIGTERM
+// (systemd's and most other platforms').
+func shutdownContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+}

@@ -1,0 +1,12 @@
+//go:build wasip1
+
+package main
+
+import "context"
+
+// shutdownContext never ends on wasip1: importing os/signal there starts a
+// goroutine that busy-waits and starves the network poller, and the runtime
+// kills the module outright on SIGINT/SIGTERM anyway.
+func shutdownContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithCancel(parent)
+}

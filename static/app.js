@@ -1,0 +1,580 @@
+// app.js is the page: it routes between the start screen, the "join as"
+// screen of a deep link and the room, and wires the room's controls to its
+// connection (chat.js) and its message list (messages.js).
+
+import { RoomConnection } from './chat.js';
+import { MessageList, hue } from './messages.js';
+
+// nameKey is where the chosen display name is remembered on this device.
+const nameKey = 'hallway.name';
+// baseTitle is the tab title; unread messages are prefixed as "(3) Hallway".
+const baseTitle = 'Hallway';
+// warnRatio is how full the message must be before the counter shows.
+const warnRatio = 0.8;
+// defaultMaxBytes is used until the server's welcome says otherwise.
+const defaultMaxBytes = 4096;
+
+const roomPattern = /^[a-z0-9_-]{1,64}$/;
+const namePattern = /^[\p{L}\p{N} _.-]+$/u;
+const maxNameChars = 32;
+
+const $ = (id) => document.getElementById(id);
+const encoder = new TextEncoder();
+
+// byteLength is the UTF-8 size of text, as the server counts it.
+export function byteLength(text) {
+  return encoder.encode(text).length;
+}
+
+// parseRoom turns what a person typed or pasted (a code, /r/code or a full
+// link) into a room name, or returns "" when it is not one.
+export function parseRoom(input) {
+  let s = input.trim();
+  const m = s.match(/(?:^|\/)r\/([^/?#\s]+)\/?(?:[?#].*)?$/);
+  if (m) s = m[1];
+  try {
+    s = decodeURIComponent(s);
+  } catch {
+    return '';
+  }
+  s = s.toLowerCase();
+  return roomPattern.test(s) ? s : '';
+}
+
+// nameProblem explains why a display name would be refused, or returns "".
+export function nameProblem(name) {
+  if (name === '') return '';
+  if ([...name].length > maxNameChars) return `Names can be at most ${maxNameChars} characters.`;
+  if (!namePattern.test(name)) return 'Use letters, digits, spaces and _ - . only.';
+  return '';
+}
+
+function rememberedName() {
+  try {
+    return localStorage.getItem(nameKey);
+  } catch {
+    return null;
+  }
+}
+
+function rememberName(name) {
+  try {
+    localStorage.setItem(nameKey, name);
+  } catch {
+    // Storage can be off (private mode); the name then lasts for this visit.
+  }
+}
+
+// randomTag returns a few random base-36 characters for client message ids.
+function randomTag() {
+  const a = crypto.getRandomValues(new Uint32Array(2));
+  return a[0].toString(36) + a[1].toString(36).slice(0, 3);
+}
+
+const sessionTag = randomTag();
+let clientSeq = 0;
+
+// nextClientId returns a fresh id for an outgoing message (≤ 64 chars of [A-Za-z0-9_-]).
+function nextClientId() {
+  clientSeq++;
+  return `c-${sessionTag}-${clientSeq}`;
+}
+
+// showView shows one of the three screens.
+function showView(id) {
+  for (const v of ['home', 'gate', 'room']) $(v).hidden = v !== id;
+  document.body.dataset.view = id;
+}
+
+function showError(el, text) {
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+// navigate changes the address without a reload and shows the new screen.
+function navigate(path, state = null) {
+  history.pushState(state, '', path);
+  route();
+}
+
+// route shows the screen for the current address.
+function route() {
+  const m = location.pathname.match(/^\/r\/([^/]+)\/?$/);
+  if (!m) {
+    room.leave();
+    showHome();
+    return;
+  }
+  const code = parseRoom(m[1]);
+  if (!code) {
+    room.leave();
+    showHome('That link does not point to a room. Check it, or start a new room.');
+    return;
+  }
+  if (room.code === code && room.conn) return;
+  room.leave();
+  const name = rememberedName();
+  if (name === null) {
+    showGate(code);
+  } else {
+    room.enter(code, name, history.state || {});
+  }
+}
+
+// ---- Start screen ---------------------------------------------------------
+
+function showHome(error = '') {
+  showView('home');
+  document.title = baseTitle;
+  const name = rememberedName();
+  if (name !== null && $('home-name').value === '') $('home-name').value = name;
+  showError($('home-error'), error);
+}
+
+// homeName checks and remembers the name typed on the start screen.
+function homeName() {
+  const name = $('home-name').value.trim();
+  const problem = nameProblem(name);
+  showError($('home-name-error'), problem);
+  $('home-name').setAttribute('aria-invalid', String(Boolean(problem)));
+  if (problem) {
+    $('home-name').focus();
+    return null;
+  }
+  rememberName(name);
+  return name;
+}
+
+async function createRoom(capacity) {
+  if (homeName() === null) return;
+  const buttons = [$('create-room'), $('create-private')];
+  buttons.forEach((b) => { b.disabled = true; });
+  showError($('home-error'), '');
+  try {
+    const res = await fetch('/api/rooms', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(capacity ? { capacity } : {}),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (res.status === 201 && typeof body.room === 'string') {
+      navigate(`/r/${encodeURIComponent(body.room)}`, { created: true, private: capacity === 2 });
+      return;
+    }
+    if (res.status === 429) {
+      const wait = Number(res.headers.get('Retry-After'));
+      const when = wait > 0 ? ` Try again in ${wait} second${wait === 1 ? '' : 's'}.` : ' Try again in a minute.';
+      showError($('home-error'), `You have created a lot of rooms just now.${when}`);
+    } else {
+      showError($('home-error'), body.text || `Could not create a room (HTTP ${res.status}).`);
+    }
+  } catch {
+    showError($('home-error'), 'Could not reach the server. Check your connection and try again.');
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
+  }
+}
+
+function joinFromHome(ev) {
+  ev.preventDefault();
+  const code = parseRoom($('join-code').value);
+  const problem = code ? '' : 'Paste a room link, or type a code of letters, digits, - and _.';
+  showError($('join-error'), problem);
+  $('join-code').setAttribute('aria-invalid', String(Boolean(problem)));
+  if (problem) {
+    $('join-code').focus();
+    return;
+  }
+  if (homeName() === null) return;
+  navigate(`/r/${code}`);
+}
+
+// ---- "Join as" screen for deep links --------------------------------------
+
+function showGate(code, error = '') {
+  showView('gate');
+  document.title = baseTitle;
+  $('gate-room').textContent = code;
+  $('gate-form').dataset.room = code;
+  const name = rememberedName();
+  if (name !== null) $('gate-name').value = name;
+  showError($('gate-error'), error);
+  $('gate-name').setAttribute('aria-invalid', String(Boolean(error)));
+  $('gate-name').focus();
+}
+
+function joinFromGate(ev) {
+  ev.preventDefault();
+  const name = $('gate-name').value.trim();
+  const problem = nameProblem(name);
+  showError($('gate-error'), problem);
+  $('gate-name').setAttribute('aria-invalid', String(Boolean(problem)));
+  if (problem) return;
+  rememberName(name);
+  $('home-name').value = name;
+  room.enter($('gate-form').dataset.room, name, history.state || {});
+}
+
+// ---- The room -------------------------------------------------------------
+
+// refusals says, for a connection the server refused or cut off, what to
+// tell the person and which actions make sense.
+const refusals = {
+  bad_room: { text: 'This room code is not valid.', retry: false },
+  room_full: { text: 'This room is full. A private room holds two people.', retry: true },
+  origin_not_allowed: { text: 'This page is not allowed to connect to this server.', retry: false },
+  close_1008: { text: 'The server disconnected you', retry: true },
+  close_1003: { text: 'The server closed the connection after an unexpected message', retry: true },
+  close_1009: { text: 'The server closed the connection: a message was too big', retry: true },
+};
+
+// sendErrors rewords the server's error codes for a failed message.
+const sendErrors = {
+  rate_limited: 'you are sending messages too fast. Wait a moment, then retry.',
+  message_too_long: 'the message is too long.',
+  bad_message: 'the server could not read this message.',
+};
+
+// RoomView is the room screen: one room, one connection, one message list.
+class RoomView {
+  constructor() {
+    this.code = '';
+    this.conn = null;
+    this.me = '';
+    this.maxBytes = defaultMaxBytes;
+    this.welcomes = 0;
+    this.quietDrop = false;
+    this.unread = 0;
+    this.countdown = 0;
+    this.list = new MessageList($('message-list'), $('messages'), $('empty'), {
+      me: () => this.me,
+      isMe: (name) => name === this.me,
+      onRetry: (li, text) => this.retry(li, text),
+      onUnseen: (n) => { $('jump').hidden = n === 0; },
+    });
+  }
+
+  enter(code, name, state) {
+    this.code = code;
+    this.me = name;
+    this.welcomes = 0;
+    this.unread = 0;
+    this.maxBytes = defaultMaxBytes;
+    this.list.clear();
+    this.setUsers([]);
+    this.hideBanner();
+    showView('room');
+    document.title = baseTitle;
+    $('room-code').textContent = code;
+    $('me-name').textContent = name || 'a random name';
+    $('composer-input').value = '';
+    this.updateCounter();
+    if (state.private) {
+      this.list.addSystem('Private room: only you and one other person can be here.', 0, 'note');
+    }
+    this.conn = new RoomConnection(code, name, {
+      onFrame: (type, p) => this.frame(type, p),
+      onState: (s) => this.state(s),
+    });
+    this.conn.start();
+    if (matchMedia('(pointer: fine)').matches) $('composer-input').focus();
+  }
+
+  leave() {
+    if (!this.conn) return;
+    this.conn.stop();
+    this.conn = null;
+    this.code = '';
+    clearInterval(this.countdown);
+  }
+
+  frame(type, p) {
+    switch (type) {
+      case 'welcome': return this.welcome(p);
+      case 'chatMessage': return this.chat(p);
+      case 'system': return this.list.addSystem(String(p.text ?? ''), p.ts);
+      case 'userCount': return this.setUsers(Array.isArray(p.users) ? p.users : [], p.count);
+      case 'error': return this.error(p);
+      default: return undefined; // Unknown frames are for newer clients.
+    }
+  }
+
+  welcome(p) {
+    const asked = this.me;
+    this.me = String(p.username ?? this.me);
+    if (Number(p.maxMessageBytes) > 0) this.maxBytes = Number(p.maxMessageBytes);
+    $('me-name').textContent = this.me;
+    this.welcomes++;
+    if (this.welcomes === 1) {
+      if (asked && asked !== this.me) {
+        this.list.addSystem(`“${asked}” was taken here, so you joined as ${this.me}.`, 0, 'note');
+      } else if (!asked) {
+        this.list.addSystem(`You joined as ${this.me}.`, 0, 'note');
+      }
+    } else if (!this.quietDrop) {
+      this.list.addSystem(`Reconnected as ${this.me}.`, Date.now(), 'note');
+    }
+    this.quietDrop = false;
+    for (const [clientId, li] of this.list.queued()) {
+      if (this.conn.send('chatMessage', { message: li.querySelector('.text').textContent, clientId })) {
+        this.list.markSent(li);
+      }
+    }
+    this.updateCounter();
+  }
+
+  chat(p) {
+    const result = this.list.addChat({
+      id: p.id, ts: Number(p.ts), clientId: p.clientId,
+      username: String(p.username ?? ''), message: String(p.message ?? ''),
+    });
+    if (result === 'new' && document.hidden && p.username !== this.me) {
+      this.unread++;
+      this.updateTitle();
+    }
+  }
+
+  error(p) {
+    const reason = sendErrors[p.code] || p.text || 'the server refused it.';
+    if (p.clientId && this.list.fail(p.clientId, reason)) return;
+    this.list.addSystem(p.text || `Error: ${p.code}`, Date.now(), 'warn');
+  }
+
+  setUsers(users, count = users.length) {
+    const n = Number.isFinite(count) ? count : users.length;
+    $('people-count').textContent = String(n);
+    $('people-word').textContent = n === 1 ? 'person' : 'people';
+    const sorted = [...users].sort((a, b) => (b === this.me) - (a === this.me) || a.localeCompare(b));
+    $('people-list').replaceChildren(...sorted.map((name) => {
+      const li = document.createElement('li');
+      const dot = document.createElement('span');
+      dot.className = `avatar hue-${hue(name)}`;
+      dot.textContent = [...name][0]?.toUpperCase() ?? '?';
+      dot.setAttribute('aria-hidden', 'true');
+      const label = document.createElement('span');
+      label.className = 'person';
+      label.textContent = name;
+      li.append(dot, label);
+      if (name === this.me) {
+        const you = document.createElement('span');
+        you.className = 'you-tag';
+        you.textContent = 'you';
+        li.append(you);
+      }
+      return li;
+    }));
+  }
+
+  // ---- connection state ----
+
+  state(s) {
+    clearInterval(this.countdown);
+    const status = $('status');
+    status.dataset.state = s.state;
+    switch (s.state) {
+      case 'connecting':
+        status.textContent = this.welcomes ? 'Reconnecting…' : 'Connecting…';
+        break;
+      case 'open':
+        status.textContent = 'Connected';
+        this.hideBanner();
+        break;
+      case 'waiting':
+        this.waiting(s);
+        break;
+      case 'stopped':
+        if (s.code !== 'left') this.stopped(s);
+        break;
+      default:
+    }
+    this.updateCounter();
+  }
+
+  waiting(s) {
+    const wasOpen = this.welcomes > 0;
+    $('status').textContent = 'Reconnecting…';
+    this.list.failAll('the connection dropped before the server confirmed it.');
+    this.quietDrop = s.quiet;
+    if (s.quiet) {
+      this.hideBanner();
+      return;
+    }
+    const lead = s.text ? `${s.text} ` : wasOpen ? 'Connection lost. ' : 'Cannot reach the server. ';
+    const tick = () => {
+      const secs = Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000));
+      this.showBanner(`${lead}Trying again in ${secs} s…`, { retry: 'Retry now', home: false, tone: 'info' });
+    };
+    tick();
+    this.countdown = setInterval(tick, 1000);
+  }
+
+  stopped(s) {
+    $('status').textContent = 'Disconnected';
+    this.list.failAll('the connection closed before the server confirmed it.');
+    if (s.code === 'bad_username') {
+      const code = this.code;
+      this.leave();
+      showGate(code, s.text || 'The server did not accept that name. Try another one.');
+      return;
+    }
+    const known = refusals[s.code];
+    let text = known?.text || s.text || `Could not join this room (${s.code}).`;
+    if (s.code.startsWith('close_')) text += s.text ? `: ${s.text}.` : '.';
+    const retry = known ? known.retry : true;
+    this.showBanner(text, { retry: retry ? 'Try again' : '', home: true, tone: 'error' });
+  }
+
+  showBanner(text, { retry, home, tone }) {
+    $('banner').hidden = false;
+    $('banner').dataset.tone = tone;
+    $('banner-text').textContent = text;
+    $('banner-retry').hidden = !retry;
+    $('banner-retry').textContent = retry || '';
+    $('banner-home').hidden = !home;
+  }
+
+  hideBanner() {
+    $('banner').hidden = true;
+  }
+
+  // ---- sending ----
+
+  send() {
+    const input = $('composer-input');
+    const text = input.value.replace(/^\s*\n/, '').trimEnd();
+    if (text.trim() === '' || byteLength(text) > this.maxBytes) return;
+    const clientId = nextClientId();
+    const sent = this.conn?.send('chatMessage', { message: text, clientId });
+    this.list.addPending(clientId, text, !sent);
+    input.value = '';
+    this.updateCounter();
+  }
+
+  retry(li, text) {
+    const clientId = nextClientId();
+    const sent = this.conn?.send('chatMessage', { message: text, clientId });
+    this.list.retry(li, clientId, !sent);
+  }
+
+  updateCounter() {
+    const bytes = byteLength($('composer-input').value);
+    const counter = $('counter');
+    const left = this.maxBytes - bytes;
+    counter.hidden = bytes < this.maxBytes * warnRatio;
+    counter.classList.toggle('over', left < 0);
+    counter.textContent = left < 0
+      ? `${(-left).toLocaleString()} bytes over the limit`
+      : `${left.toLocaleString()} bytes left`;
+    $('send').disabled = left < 0 || $('composer-input').value.trim() === '';
+  }
+
+  updateTitle() {
+    document.title = this.unread > 0 ? `(${this.unread}) ${baseTitle}` : baseTitle;
+  }
+
+  // ---- sharing ----
+
+  async copyLink() {
+    const url = `${location.origin}/r/${this.code}`;
+    const btn = $('copy-link');
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(url);
+      copied = true;
+    } catch {
+      // Clipboard access can be refused (permissions, insecure context):
+      // show the link selected so the person can copy it themselves.
+      $('share-url').value = url;
+      $('share').hidden = false;
+      $('share-url').focus();
+      $('share-url').select();
+      try {
+        copied = document.execCommand('copy');
+      } catch {
+        copied = false;
+      }
+    }
+    $('share-hint').textContent = copied ? 'Link copied.' : 'Press Ctrl+C (or ⌘C) to copy the link.';
+    if (copied) {
+      btn.classList.add('done');
+      btn.querySelector('.label').textContent = 'Copied';
+      setTimeout(() => {
+        btn.classList.remove('done');
+        btn.querySelector('.label').textContent = 'Copy link';
+      }, 2000);
+    }
+  }
+}
+
+const room = new RoomView();
+
+// ---- wiring ---------------------------------------------------------------
+
+function wire() {
+  $('create-room').addEventListener('click', () => createRoom(0));
+  $('create-private').addEventListener('click', () => createRoom(2));
+  $('join-form').addEventListener('submit', joinFromHome);
+  $('gate-form').addEventListener('submit', joinFromGate);
+
+  $('composer').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    room.send();
+  });
+  const input = $('composer-input');
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && !ev.ctrlKey && !ev.altKey && !ev.metaKey) {
+      ev.preventDefault();
+      room.send();
+    }
+  });
+  input.addEventListener('input', () => room.updateCounter());
+
+  $('copy-link').addEventListener('click', () => room.copyLink());
+  $('empty-copy').addEventListener('click', () => room.copyLink());
+  $('share-close').addEventListener('click', () => {
+    $('share').hidden = true;
+    $('copy-link').focus();
+  });
+  $('leave').addEventListener('click', () => navigate('/'));
+  $('banner-retry').addEventListener('click', () => {
+    room.hideBanner();
+    room.conn?.retryNow();
+  });
+  $('jump').addEventListener('click', () => {
+    room.list.scrollToBottom();
+    input.focus();
+  });
+
+  const wide = matchMedia('(min-width: 48rem)');
+  const setPeople = (open) => {
+    $('room').classList.toggle('people-open', open);
+    $('people-toggle').setAttribute('aria-expanded', String(open));
+  };
+  setPeople(wide.matches);
+  wide.addEventListener('change', () => setPeople(wide.matches));
+  $('people-toggle').addEventListener('click', () => {
+    setPeople(!$('room').classList.contains('people-open'));
+  });
+  $('people-close').addEventListener('click', () => {
+    setPeople(false);
+    $('people-toggle').focus();
+  });
+
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && room.unread) {
+      room.unread = 0;
+      room.updateTitle();
+    }
+  });
+  window.addEventListener('popstate', route);
+  document.addEventListener('click', (ev) => {
+    // Same-page links (the logo, "back to start") switch screens without a reload.
+    const a = ev.target.closest('a[data-nav]');
+    if (!a || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;
+    ev.preventDefault();
+    navigate(a.getAttribute('href'));
+  });
+}
+
+wire();
+route();

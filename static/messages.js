@@ -1,0 +1,319 @@
+// messages.js renders the conversation: chat messages, sends that are still
+// pending or that failed, and quiet system lines. Every piece of user text is
+// set with textContent; links are built as elements, never parsed as HTML.
+
+// groupWindowMs is how close in time two messages by one author must be for
+// the second to drop its name line.
+const groupWindowMs = 5 * 60 * 1000;
+// stickPx is how near the bottom (in pixels) still counts as "at the bottom".
+const stickPx = 96;
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+const dayTimeFormat = new Intl.DateTimeFormat(undefined, {
+  month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit',
+});
+const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
+
+// timeElement returns a <time> showing ts (Unix ms) in local time: the hour
+// for today, the date too for older messages, everything in its tooltip.
+export function timeElement(ts, now = new Date()) {
+  const el = document.createElement('time');
+  const d = new Date(Number.isFinite(ts) ? ts : Date.now());
+  el.dateTime = d.toISOString();
+  el.title = fullFormat.format(d);
+  el.textContent = d.toDateString() === now.toDateString() ? timeFormat.format(d) : dayTimeFormat.format(d);
+  return el;
+}
+
+// linkPattern finds http(s) URLs in plain text.
+const linkPattern = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+// trailingPunctuation is not part of a link at the end of a sentence.
+const trailingPunctuation = /[.,;:!?)\]}'"]+$/;
+
+// linkify returns a fragment of text nodes and <a> elements for text. Only
+// http and https links become anchors, and they open with noopener noreferrer.
+export function linkify(text) {
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const m of text.matchAll(linkPattern)) {
+    let raw = m[0];
+    const trail = raw.match(trailingPunctuation);
+    if (trail) raw = raw.slice(0, -trail[0].length);
+    let url;
+    try {
+      url = new URL(raw);
+    } catch {
+      continue;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
+    frag.append(document.createTextNode(text.slice(last, m.index)));
+    const a = document.createElement('a');
+    a.href = url.href;
+    a.textContent = raw;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    frag.append(a);
+    last = m.index + raw.length;
+  }
+  frag.append(document.createTextNode(text.slice(last)));
+  return frag;
+}
+
+// hue picks one of eight colours (CSS classes hue-0 … hue-7) for a name,
+// the same for everyone and on every screen.
+export function hue(name) {
+  let h = 0;
+  for (const ch of name) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return h % 8;
+}
+
+// MessageList owns the message <ol>. Confirmed messages appear in server
+// order; messages still being sent stay below them until their echo arrives.
+export class MessageList {
+  // list is the <ol>, scroller the element that scrolls, empty the hint
+  // shown while nothing was said. hooks: isMe(name), onRetry(el, text),
+  // onDiscard(el), onUnseen(n) when content arrived out of view.
+  constructor(list, scroller, empty, hooks) {
+    this.list = list;
+    this.scroller = scroller;
+    this.empty = empty;
+    this.hooks = hooks;
+    this.seen = new Set(); // "id:ts" of every message shown, for dedupe
+    this.pending = new Map(); // clientId → <li>
+    this.unseen = 0;
+    scroller.addEventListener('scroll', () => {
+      if (this.atBottom()) this.markSeen();
+    }, { passive: true });
+  }
+
+  // addChat shows a chatMessage payload. It returns "dup" for a message
+  // already shown (history replay after a reconnect), "confirmed" for the
+  // echo of our own pending message, and "new" otherwise.
+  addChat(p) {
+    const key = `${p.id}:${p.ts}`;
+    if (this.seen.has(key)) return 'dup';
+    this.seen.add(key);
+    // clientId is echoed to everyone, so only our own name may confirm it.
+    const mine = p.clientId ? this.pending.get(p.clientId) : undefined;
+    if (mine && this.hooks.isMe(p.username)) {
+      this.pending.delete(p.clientId);
+      this.confirm(mine, p);
+      return 'confirmed';
+    }
+    const li = this.messageElement(p.username, p.message, p.ts, this.hooks.isMe(p.username));
+    li.dataset.id = String(p.id);
+    this.insert(li, this.firstPending());
+    return 'new';
+  }
+
+  // addPending shows a message we just sent as pending; a queued one was
+  // written while offline and waits for the connection.
+  addPending(clientId, text, queued = false) {
+    const li = this.messageElement(this.hooks.me(), text, Date.now(), true);
+    this.setPending(li, clientId, queued);
+    this.insert(li, null, true);
+    return li;
+  }
+
+  // setPending marks li as waiting for the server's echo of clientId.
+  setPending(li, clientId, queued = false) {
+    li.classList.remove('failed');
+    li.classList.add('pending');
+    li.dataset.clientId = clientId;
+    li.querySelector('.state')?.remove();
+    const state = document.createElement('p');
+    state.className = 'state';
+    li.append(state);
+    this.pending.set(clientId, li);
+    if (queued) {
+      li.dataset.queued = '1';
+      state.textContent = 'Waiting for the connection…';
+    } else {
+      this.markSent(li);
+    }
+  }
+
+  // markSent says a queued message went out and now awaits its echo.
+  markSent(li) {
+    delete li.dataset.queued;
+    const state = li.querySelector('.state');
+    if (state) state.textContent = 'Sending…';
+  }
+
+  // retry moves a failed message back to the bottom as pending again,
+  // under a new clientId.
+  retry(li, clientId, queued = false) {
+    this.pending.delete(li.dataset.clientId);
+    this.setPending(li, clientId, queued);
+    li.remove();
+    this.insert(li, null, true);
+  }
+
+  // fail marks the pending message clientId as not sent, with the reason,
+  // and offers Retry and Discard. It returns false when no such message is pending.
+  fail(clientId, reason) {
+    const li = this.pending.get(clientId);
+    if (!li || !li.classList.contains('pending')) return false;
+    this.markFailed(li, reason);
+    return true;
+  }
+
+  // failAll marks every message in flight as not sent: the connection dropped
+  // before the server confirmed them. They stay in the pending map, so a
+  // history replay that contains one still confirms it.
+  failAll(reason) {
+    for (const li of this.pending.values()) {
+      if (li.classList.contains('pending') && li.dataset.queued !== '1') this.markFailed(li, reason);
+    }
+  }
+
+  // queued lists the messages written while offline, to send on reconnect.
+  queued() {
+    return [...this.pending].filter(([, li]) => li.dataset.queued === '1');
+  }
+
+  markFailed(li, reason) {
+    li.classList.remove('pending');
+    li.classList.add('failed');
+    delete li.dataset.queued;
+    li.querySelector('.state')?.remove();
+    const state = document.createElement('p');
+    state.className = 'state';
+    const why = document.createElement('span');
+    why.className = 'reason';
+    why.textContent = `Not sent: ${reason}`;
+    const retry = document.createElement('button');
+    retry.type = 'button';
+    retry.className = 'link retry';
+    retry.textContent = 'Retry';
+    retry.addEventListener('click', () => this.hooks.onRetry(li, li.querySelector('.text').textContent));
+    const discard = document.createElement('button');
+    discard.type = 'button';
+    discard.className = 'link discard';
+    discard.textContent = 'Discard';
+    discard.addEventListener('click', () => {
+      this.pending.delete(li.dataset.clientId);
+      const next = li.nextElementSibling;
+      li.remove();
+      if (next) this.regroup(next);
+      this.updateEmpty();
+      this.hooks.onDiscard?.();
+    });
+    state.append(why, ' ', retry, ' ', discard);
+    li.append(state);
+    // A failed message leaves the pending block and stays where it is.
+    const first = this.firstPending();
+    if (first && first !== li && li.compareDocumentPosition(first) & Node.DOCUMENT_POSITION_PRECEDING) {
+      li.remove();
+      this.insert(li, first);
+    }
+  }
+
+  confirm(li, p) {
+    li.classList.remove('pending', 'failed');
+    delete li.dataset.queued;
+    li.dataset.id = String(p.id);
+    li.querySelector('.state')?.remove();
+    li.querySelector('time')?.replaceWith(timeElement(p.ts));
+    li.dataset.ts = String(p.ts);
+    li.querySelector('.author').textContent = p.username;
+    li.querySelector('.author').className = `author hue-${hue(p.username)}`;
+    li.dataset.author = p.username;
+    // Take the place the server gave it: after every confirmed message.
+    const next = li.nextElementSibling;
+    li.remove();
+    if (next) this.regroup(next);
+    this.insert(li, this.firstPending());
+  }
+
+  // addSystem shows a quiet line such as "alice joined".
+  addSystem(text, ts, tone = '') {
+    const li = document.createElement('li');
+    li.className = `sys ${tone}`.trim();
+    const span = document.createElement('span');
+    span.className = 'sys-text';
+    span.textContent = text;
+    li.append(span);
+    if (ts) li.append(' ', timeElement(ts));
+    this.insert(li, this.firstPending());
+  }
+
+  messageElement(author, text, ts, own) {
+    const li = document.createElement('li');
+    li.className = own ? 'msg own' : 'msg';
+    li.dataset.author = author;
+    li.dataset.ts = String(ts);
+    const meta = document.createElement('p');
+    meta.className = 'meta';
+    const who = document.createElement('span');
+    who.className = `author hue-${hue(author)}`;
+    who.textContent = author;
+    meta.append(who, ' ', timeElement(ts));
+    const body = document.createElement('p');
+    body.className = 'text';
+    body.append(linkify(text));
+    li.append(meta, body);
+    return li;
+  }
+
+  firstPending() {
+    return this.list.querySelector(':scope > .msg.pending');
+  }
+
+  // insert adds li before ref (or at the end), keeps the view pinned to the
+  // bottom when it was there, and counts what arrived out of view.
+  insert(li, ref, forceScroll = false) {
+    const stick = forceScroll || this.atBottom();
+    this.list.insertBefore(li, ref);
+    this.regroup(li);
+    if (li.nextElementSibling) this.regroup(li.nextElementSibling);
+    this.updateEmpty();
+    if (stick) {
+      this.scrollToBottom();
+    } else if (li.classList.contains('msg')) {
+      this.unseen++;
+      this.hooks.onUnseen?.(this.unseen);
+    }
+  }
+
+  // regroup hides the name line of a message that follows one by the same
+  // author within a few minutes.
+  regroup(li) {
+    if (!li.classList.contains('msg')) return;
+    const prev = li.previousElementSibling;
+    const same = prev && prev.classList.contains('msg') &&
+      prev.dataset.author === li.dataset.author &&
+      prev.classList.contains('own') === li.classList.contains('own') &&
+      Math.abs(Number(li.dataset.ts) - Number(prev.dataset.ts)) < groupWindowMs;
+    li.classList.toggle('cont', Boolean(same));
+  }
+
+  updateEmpty() {
+    this.empty.hidden = this.list.childElementCount > 0;
+  }
+
+  atBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < stickPx;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.markSeen();
+  }
+
+  markSeen() {
+    if (this.unseen === 0) return;
+    this.unseen = 0;
+    this.hooks.onUnseen?.(0);
+  }
+
+  // clear empties the list (a different room was opened).
+  clear() {
+    this.list.replaceChildren();
+    this.seen.clear();
+    this.pending.clear();
+    this.unseen = 0;
+    this.updateEmpty();
+  }
+}
