@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caarlos0/env/v11"
@@ -232,7 +233,14 @@ func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	hs.SetKeepAlivesEnabled(false)
-	err := errors.Join(hs.Shutdown(sctx), srv.shutdown(sctx))
+	// Both at once: WebSocket clients hear 1001 without waiting for slow
+	// plain requests to finish.
+	var httpErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { httpErr = hs.Shutdown(sctx) })
+	chatErr := srv.shutdown(sctx)
+	wg.Wait()
+	err := errors.Join(httpErr, chatErr)
 	logger.Info("stopped", "error", err)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil // Clients that did not finish in time were cut off; still a clean exit.
