@@ -111,6 +111,7 @@ function route() {
     showHome('That link does not point to a room. Check it, or start a new room.');
     return;
   }
+  if (m[1] !== code) history.replaceState(history.state, '', `/r/${code}`);
   if (room.code === code && room.conn) return;
   room.leave();
   const name = rememberedName();
@@ -345,6 +346,14 @@ class RoomView {
     $('people-count').textContent = String(n);
     $('people-word').textContent = n === 1 ? 'person' : 'people';
     const sorted = [...users].sort((a, b) => (b === this.me) - (a === this.me) || a.localeCompare(b));
+    if (sorted.length === 0 && n > 0) {
+      // Large rooms send only the count.
+      const li = document.createElement('li');
+      li.className = 'people-many';
+      li.textContent = `${n.toLocaleString()} people are here: too many to list.`;
+      $('people-list').replaceChildren(li);
+      return;
+    }
     $('people-list').replaceChildren(...sorted.map((name) => {
       const li = document.createElement('li');
       const dot = document.createElement('span');
@@ -387,6 +396,7 @@ class RoomView {
         break;
       default:
     }
+    status.title = status.textContent; // Phones show only the dot.
     this.updateCounter();
   }
 
@@ -457,14 +467,13 @@ class RoomView {
   }
 
   updateCounter() {
-    const bytes = byteLength($('composer-input').value);
+    const used = byteLength($('composer-input').value);
     const counter = $('counter');
-    const left = this.maxBytes - bytes;
-    counter.hidden = bytes < this.maxBytes * warnRatio;
+    const left = this.maxBytes - used;
+    counter.hidden = used < this.maxBytes * warnRatio;
     counter.classList.toggle('over', left < 0);
-    counter.textContent = left < 0
-      ? `${(-left).toLocaleString()} bytes over the limit`
-      : `${left.toLocaleString()} bytes left`;
+    const bytes = (n) => `${n.toLocaleString()} byte${n === 1 ? '' : 's'}`;
+    counter.textContent = left < 0 ? `${bytes(-left)} over the limit` : `${bytes(left)} left`;
     $('send').disabled = left < 0 || $('composer-input').value.trim() === '';
   }
 
@@ -494,7 +503,7 @@ class RoomView {
         copied = false;
       }
     }
-    $('share-hint').textContent = copied ? 'Link copied.' : 'Press Ctrl+C (or ⌘C) to copy the link.';
+    showToast(copied ? 'Link copied. Send it to the people you want here.' : 'Press Ctrl+C (or ⌘C) to copy the link.');
     if (copied) {
       btn.classList.add('done');
       btn.querySelector('.label').textContent = 'Copied';
@@ -504,6 +513,17 @@ class RoomView {
       }, 2000);
     }
   }
+}
+
+let toastTimer = 0;
+
+// showToast shows a short notice above the composer for a few seconds.
+function showToast(text) {
+  const toast = $('toast');
+  toast.textContent = text;
+  toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { toast.hidden = true; }, 3000);
 }
 
 const room = new RoomView();
@@ -555,11 +575,21 @@ function wire() {
   $('people-toggle').addEventListener('click', () => {
     setPeople(!$('room').classList.contains('people-open'));
   });
+  $('people').parentElement.addEventListener('click', (ev) => {
+    // On a phone the list is a sheet over the chat: a tap beside it closes it.
+    if (ev.target === ev.currentTarget && !wide.matches) setPeople(false);
+  });
   $('people-close').addEventListener('click', () => {
     setPeople(false);
     $('people-toggle').focus();
   });
 
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && !wide.matches && $('room').classList.contains('people-open')) {
+      setPeople(false);
+      $('people-toggle').focus();
+    }
+  });
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && room.unread) {
       room.unread = 0;

@@ -21,6 +21,10 @@ const maxBackoffMs = 30000;
 const restartDelayMs = [250, 1250];
 // busyDelayMs is the least delay after the server said it is full (503).
 const busyDelayMs = 5000;
+// stableMs is how long a connection must have lasted for the backoff to
+// start again from 1 s; a server that accepts and then drops us at once keeps
+// the delay growing.
+const stableMs = 10000;
 // restartQuietMs is how long after a 1001 close failed attempts stay quiet:
 // a restarting server is briefly unreachable, and that is not news.
 const restartQuietMs = 30000;
@@ -65,6 +69,7 @@ export class RoomConnection {
     this.closedByUs = false;
     this.state = 'idle';
     this.welcomed = false;
+    this.welcomedAt = 0;
     this.quietUntil = 0;
     this.onOnline = () => {
       if (this.state === 'waiting') this.retryNow();
@@ -153,7 +158,7 @@ export class RoomConnection {
     if (env.type === 'welcome') {
       if (typeof payload.username === 'string' && payload.username) this.username = payload.username;
       this.welcomed = true;
-      this.failures = 0;
+      this.welcomedAt = Date.now();
       this.quietUntil = 0;
       this.setState({ state: 'open' });
     }
@@ -162,6 +167,8 @@ export class RoomConnection {
 
   // closed decides what to do after an open connection ended.
   closed(code, reason) {
+    if (this.welcomedAt && Date.now() - this.welcomedAt > stableMs) this.failures = 0;
+    this.welcomedAt = 0;
     switch (code) {
       case closeCode.goingAway: {
         const [lo, hi] = restartDelayMs;
