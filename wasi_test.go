@@ -18,8 +18,11 @@ import (
 	"github.com/coder/websocket"
 )
 
-// wazeroInstall is how to get the WASI runtime this test drives.
-const wazeroInstall = "go install github.com/tetratelabs/wazero/cmd/wazero@v1.12.0"
+// wazeroModule is the WASI runtime this test drives, at a known version.
+const wazeroModule = "github.com/tetratelabs/wazero/cmd/wazero@v1.12.0"
+
+// wazeroInstall is how to get it by hand.
+const wazeroInstall = "go install " + wazeroModule
 
 // wasiStartTimeout bounds how long the module may take to serve: a cold
 // compile of the .wasm takes seconds, a cached one a fraction of a second.
@@ -96,9 +99,14 @@ func findTool(t *testing.T, name, dir string) string {
 	return ""
 }
 
-// findWazero looks for wazero on PATH, then where go install puts it.
+// findWazero looks for wazero on PATH, then where go install puts it, and
+// otherwise installs it from the Go module proxy into the user's cache, so
+// that the test suite needs nothing installed by hand.
 func findWazero(t *testing.T, goTool string) string {
 	t.Helper()
+	if p, err := exec.LookPath("wazero"); err == nil {
+		return p
+	}
 	dir := ""
 	if out, err := exec.Command(goTool, "env", "GOBIN", "GOPATH").Output(); err == nil {
 		f := strings.Split(strings.TrimSpace(string(out)), "\n")
@@ -108,7 +116,29 @@ func findWazero(t *testing.T, goTool string) string {
 			dir = filepath.Join(strings.Split(f[1], string(os.PathListSeparator))[0], "bin")
 		}
 	}
+	if p := filepath.Join(dir, "wazero"); dir != "" && isFile(p) {
+		return p
+	}
+	if cache, err := os.UserCacheDir(); err == nil {
+		bin := filepath.Join(cache, "hallway-test-tools")
+		if p := filepath.Join(bin, "wazero"); isFile(p) {
+			return p
+		}
+		cmd := exec.Command(goTool, "install", wazeroModule)
+		cmd.Env = append(os.Environ(), "GOBIN="+bin, "GOOS=", "GOARCH=")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return filepath.Join(bin, "wazero")
+		}
+		t.Logf("go install %s: %v\n%s", wazeroModule, err, out)
+	}
 	return findTool(t, "wazero", dir)
+}
+
+// isFile reports whether p exists and is not a directory.
+func isFile(p string) bool {
+	info, err := os.Stat(p)
+	return err == nil && !info.IsDir()
 }
 
 // buildWASM compiles this package for wasip1, stripped as for release.
