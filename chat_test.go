@@ -1058,6 +1058,7 @@ func TestInvalidConfigNamesTheVariable(t *testing.T) {
 	for _, tc := range []struct{ name, value string }{
 		{"PORT", "80a"},
 		{"PORT", "70000"},
+		{"HOST", "chat example"},
 		{"ENVIRONMENT", "staging"},
 		{"ALLOWED_ORIGINS", "chat.example.com"},
 		{"HISTORY_SIZE", "-1"},
@@ -1074,8 +1075,8 @@ func TestInvalidConfigNamesTheVariable(t *testing.T) {
 			t.Errorf("%s=%s: error %v, want one naming %s", tc.name, tc.value, err, tc.name)
 		}
 	}
-	cfg := testConfig(t, map[string]string{"ENVIRONMENT": "Production", "ALLOWED_ORIGINS": "https://a.example,http://b.example:8080"})
-	if cfg.Environment != "production" || len(cfg.AllowedOrigins) != 2 {
+	cfg := testConfig(t, map[string]string{"ENVIRONMENT": "Production", "ALLOWED_ORIGINS": "https://a.example,http://b.example:8080", "HOST": "127.0.0.1"})
+	if cfg.Environment != "production" || len(cfg.AllowedOrigins) != 2 || cfg.Host != "127.0.0.1" {
 		t.Fatalf("parsed %+v", cfg)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"reflect"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,9 @@ import (
 type config struct {
 	// Port is the TCP port to listen on. Defaults to 8080.
 	Port int `env:"PORT" envDefault:"8080" help:"TCP port to listen on"`
+	// Host is the address to listen on. Empty, the default, means every
+	// interface; 127.0.0.1 keeps the server behind a local reverse proxy.
+	Host string `env:"HOST" help:"address to listen on; empty for every interface, 127.0.0.1 behind a reverse proxy"`
 	// Environment is "development" or "production". Defaults to development.
 	Environment string `env:"ENVIRONMENT" envDefault:"development" help:"development (text logs, localhost origins allowed) or production (JSON logs)"`
 	// AllowedOrigins lists extra browser origins (scheme://host[:port]) allowed
@@ -110,6 +114,7 @@ func (c config) validate() error {
 		}
 	}
 	check(c.Port >= 0 && c.Port <= 65535, "PORT", "%d is not a TCP port", c.Port)
+	check(c.Host == "" || net.ParseIP(c.Host) != nil || validHostname(c.Host), "HOST", "%q is not an IP address or host name", c.Host)
 	check(c.Environment == "development" || c.Environment == "production",
 		"ENVIRONMENT", "%q is neither development nor production", c.Environment)
 	for _, o := range c.AllowedOrigins {
@@ -130,6 +135,12 @@ func (c config) validate() error {
 	check(c.WriteTimeout > 0, "WRITE_TIMEOUT", "%v must be positive", c.WriteTimeout)
 	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "%v must be positive", c.ShutdownTimeout)
 	return errors.Join(errs...)
+}
+
+// validHostname reports whether h could name a host: letters, digits, dots
+// and hyphens, as in "localhost".
+func validHostname(h string) bool {
+	return len(h) <= 253 && strings.Trim(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == ""
 }
 
 // usage prints the flags and every environment variable with its default.
@@ -190,7 +201,7 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	logger := newLogger(cfg, os.Stderr)
-	l, err := listen(fmt.Sprintf(":%d", cfg.Port))
+	l, err := listen(net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err
 	}
