@@ -1,0 +1,128 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// Pacing of the benchmarks.
+const (
+	// benchTimeout bounds one benchmark run.
+	benchTimeout = 2 * time.Minute
+	// benchWindow is how far the sender may run ahead of the slowest member,
+	// checked every benchCheckEvery messages; together they keep every queue
+	// under 150 frames, well below the default SEND_BUFFER of 256.
+	benchWindow     = 100
+	benchCheckEvery = 50
+	// benchBehindPoll is the pause while the sender waits for the slowest member.
+	benchBehindPoll = 50 * time.Microsecond
+	// idleBenchMax is the server's default MAX_CLIENTS.
+	idleBenchMax = 10000
+)
+
+// BenchmarkRoomLoopback measures fan-out through the real handler on a
+// loopback listener in this process: one member sends b.N messages to a
+// room and every member, the sender included, receives all of them.
+// deliveries/s counts chatMessages reaching members; allocations include the
+// clients', which share the process.
+func BenchmarkRoomLoopback(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) { benchRoom(b, n) })
+	}
+}
+
+// benchRoom runs BenchmarkRoomLoopback with n members.
+func benchRoom(b *testing.B, n int) {
+	raiseFileLimit(b)
+	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
+	defer cancel()
+	tg := startInProcess(b)
+	members := dialMembers(ctx, b, tg, n, func(int) string { return "bench" }, false)
+	waitJoined(ctx, b, members)
+	b.ReportAllocs()
+	b.ResetTimer()
+	sendWindowed(ctx, b, members, b.N)
+	want := int64(b.N) * int64(n)
+	waitDelivered(ctx, members, want)
+	b.StopTimer()
+	if got := delivered(members); got != want {
+		b.Fatalf("delivered %d of %d; dropped by the server: %s", got, want, formatDropped(droppedReasons(members)))
+	}
+	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// startInProcess serves the real handler on httptest with flood control off
+// and shuts it down when the benchmark ends.
+func startInProcess(b *testing.B) *loadTarget {
+	b.Helper()
+	cfg, err := loadConfig(map[string]string{"MESSAGE_RATE": "0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := newServer(cfg, slog.New(slog.DiscardHandler))
+	ts := httptest.NewServer(srv.handler())
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
+		defer cancel()
+		srv.shutdown(ctx)
+		ts.Close()
+	})
+	return &loadTarget{base: ts.URL}
+}
+
+// sendWindowed sends n messages from the first member, never more than
+// benchWindow ahead of the slowest member, so that the benchmark measures
+// throughput rather than who gets cut off.
+func sendWindowed(ctx context.Context, b *testing.B, members []*loadMember, n int) {
+	for i := range n {
+		if i%benchCheckEvery == 0 {
+			waitBehind(ctx, b, members, int64(i-benchWindow))
+		}
+		if err := members[0].say(ctx, "bench"); err != nil {
+			b.Fatalf("send message %d: %v", i, err)
+		}
+	}
+}
+
+// waitBehind waits until every member has received at least want messages,
+// failing if one was cut off.
+func waitBehind(ctx context.Context, b *testing.B, members []*loadMember, want int64) {
+	for _, m := range members {
+		for m.chats.Load() < want {
+			if m.isDone() {
+				b.Fatalf("a member was cut off: %s", closeReason(m.err))
+			}
+			select {
+			case <-ctx.Done():
+				b.Fatalf("members fell behind: %v", ctx.Err())
+			case <-time.After(benchBehindPoll):
+			}
+		}
+	}
+}
+
+// BenchmarkIdleConnectionMemory reports how much resident memory the server
+// gains per idle WebSocket: b.N connections in rooms of 100 to a server
+// process of its own, its RSS compared before and after. Run it with a fixed
+// count, e.g. -bench IdleConnectionMemory -benchtime=5000x; the framework's
+// first run of one connection measures nothing and returns at once.
+func BenchmarkIdleConnectionMemory(b *testing.B) {
+	if b.N == 1 {
+		return
+	}
+	if b.N > idleBenchMax {
+		b.Skipf("%d connections exceed the server's MAX_CLIENTS (%d); use e.g. -benchtime=5000x", b.N, idleBenchMax)
+	}
+	raiseFileLimit(b)
+	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
+	defer cancel()
+	r := measureIdle(ctx, b, startServer(ctx, b), b.N)
+	b.ReportMetric(0, "ns/op") // Time here is start-up and settling, not a cost per connection.
+	b.ReportMetric(r.perConn(), "B/conn")
+}

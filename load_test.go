@@ -1,0 +1,1159 @@
+//go:build linux
+
+package main
+
+// The load tool measures a server from the outside. It runs the server as a
+// process of its own, so that /proc shows the server's CPU and memory and not
+// the clients', connects thousands of real WebSocket clients to it over
+// loopback, and reports what they received. It reads /proc, so it builds on
+// Linux only. README.md's Performance section shows how to run it.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Flags of the load tool; TestLoad runs only when -load names a workload.
+var (
+	// loadWorkloads lists the workloads TestLoad runs; empty skips TestLoad.
+	loadWorkloads = flag.String("load", "", "workloads to run: comma-separated burst,steady,idle,startup, or all; empty skips TestLoad")
+	// loadURL is the base URL of a running server to load instead of starting one.
+	loadURL = flag.String("load.url", "", "base URL of a running server, e.g. http://127.0.0.1:8080; empty starts a server process per workload")
+	// loadRemote allows loadURL to name a host that is not loopback.
+	loadRemote = flag.Bool("load.remote", false, "allow -load.url to name a non-loopback host; point it only at your own deployment")
+	// loadServer is the server binary to start; empty re-runs this test binary as the server.
+	loadServer = flag.String("load.server", "", "server binary to start (e.g. hallway built from another commit); empty runs this tree's server")
+	// loadServerCPU is the core started servers are pinned to; -1 does not pin.
+	loadServerCPU = flag.Int("load.servercpu", 0, "core to pin started servers to with taskset -c; -1 does not pin")
+	// loadClients is how many members share the room in burst and steady.
+	loadClients = flag.Int("load.clients", 1000, "members of the room (burst, steady)")
+	// loadSenders is how many of those members send.
+	loadSenders = flag.Int("load.senders", 10, "members who send (burst, steady)")
+	// loadMessages is how many messages each sender sends in a burst.
+	loadMessages = flag.Int("load.messages", 200, "messages each sender sends at full speed (burst)")
+	// loadRate is each sender's messages per second in steady.
+	loadRate = flag.Float64("load.rate", 10, "messages per second per sender (steady)")
+	// loadDuration is how long steady senders send.
+	loadDuration = flag.Duration("load.duration", 10*time.Second, "how long senders send (steady)")
+	// loadIdle is how many idle connections the idle workload opens.
+	loadIdle = flag.Int("load.idle", 5000, "idle connections to open (idle)")
+	// loadStarts is how many server starts the startup workload times.
+	loadStarts = flag.Int("load.starts", 20, "server starts to time (startup)")
+	// loadDials bounds handshakes in flight while members join.
+	loadDials = flag.Int("load.dials", 50, "handshakes in flight at once while members join")
+	// loadTimeout bounds each workload.
+	loadTimeout = flag.Duration("load.timeout", 2*time.Minute, "bound on each workload")
+)
+
+// loadServeEnv, set to 1, makes the test binary run as the server.
+const loadServeEnv = "HALLWAY_LOAD_SERVE"
+
+// Limits and pacing of the load clients.
+const (
+	// dialTimeout bounds one handshake.
+	dialTimeout = 10 * time.Second
+	// loadReadLimit is far above any batch the server writes.
+	loadReadLimit = 1 << 24
+	// settleQuiet is how long deliveries may stall before the rest count as lost.
+	settleQuiet = 2 * time.Second
+	// deliveryPoll is how often delivery counts are summed while waiting.
+	deliveryPoll = time.Millisecond
+	// joinPoll is how often members are checked while join notices settle.
+	joinPoll = 20 * time.Millisecond
+	// idleRoomSize keeps idle rooms far below MAX_ROOM_CLIENTS.
+	idleRoomSize = 100
+	// rssSettleInterval and rssSettleTries bound waiting for a steady RSS.
+	rssSettleInterval = time.Second
+	rssSettleTries    = 20
+	// startupRetry is the pause between dials while a server starts.
+	startupRetry = 100 * time.Microsecond
+	// clockTick is the unit of CPU times in /proc/PID/stat (USER_HZ = 100).
+	clockTick = 10 * time.Millisecond
+	// harnessTimeout bounds TestLoadHarness.
+	harnessTimeout = time.Minute
+)
+
+// TestMain lets the test binary double as the server: with
+// HALLWAY_LOAD_SERVE=1 it is this tree's server in a process of its own.
+func TestMain(m *testing.M) {
+	if os.Getenv(loadServeEnv) == "1" {
+		if err := run(nil, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "hallway:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	flag.Parse()
+	os.Exit(m.Run())
+}
+
+// loadWorkloadNames is every workload in the order "all" runs them.
+var loadWorkloadNames = []string{"burst", "steady", "idle", "startup"}
+
+// loadWorkloadRuns runs each workload by name.
+var loadWorkloadRuns = map[string]func(context.Context, *testing.T){
+	"burst":   loadBurst,
+	"steady":  loadSteady,
+	"idle":    loadIdleConns,
+	"startup": loadStartup,
+}
+
+// TestLoad is the load tool. Run it with the client pinned to the core the
+// server is not on: taskset -c 1 go test -run TestLoad -load=all -v -timeout 20m
+// Measure without -race: a server re-run from this binary would carry it too.
+func TestLoad(t *testing.T) {
+	if *loadWorkloads == "" {
+		t.Skip("load tool: run taskset -c 1 go test -run TestLoad -load=all -v -timeout 20m (README.md, Performance)")
+	}
+	names, err := parseWorkloads(*loadWorkloads)
+	if err == nil {
+		err = errors.Join(checkLoadURL(*loadURL, *loadRemote), checkLoadFlags())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	raiseFileLimit(t)
+	logLoadSetup(t)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), *loadTimeout)
+			defer cancel()
+			loadWorkloadRuns[name](ctx, t)
+		})
+	}
+}
+
+// parseWorkloads reads -load: workload names separated by commas, or all.
+func parseWorkloads(s string) ([]string, error) {
+	if s == "all" {
+		return loadWorkloadNames, nil
+	}
+	var names []string
+	for name := range strings.SplitSeq(s, ",") {
+		name = strings.TrimSpace(name)
+		if loadWorkloadRuns[name] == nil {
+			return nil, fmt.Errorf("-load: unknown workload %q; want some of %s, or all", name, strings.Join(loadWorkloadNames, ","))
+		}
+		names = append(names, name)
+	}
+	return names, nil
+}
+
+// checkLoadURL refuses a -load.url that is not loopback unless remote is
+// set, so that nobody loads somebody else's host by a typo.
+func checkLoadURL(raw string, remote bool) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("-load.url %q is not an http:// or https:// base URL", raw)
+	}
+	ip := net.ParseIP(u.Hostname())
+	if remote || u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("-load.url %q is not a loopback address; add -load.remote only to load your own deployment", raw)
+}
+
+// checkLoadFlags rejects sizes the workloads cannot run with.
+func checkLoadFlags() error {
+	switch {
+	case *loadClients < 1 || *loadSenders < 1 || *loadSenders > *loadClients:
+		return fmt.Errorf("-load.senders=%d must be within 1..-load.clients (%d)", *loadSenders, *loadClients)
+	case *loadMessages < 1 || *loadRate <= 0 || *loadDuration <= 0:
+		return errors.New("-load.messages, -load.rate and -load.duration must be positive")
+	case *loadIdle < 1 || *loadStarts < 1 || *loadDials < 1:
+		return errors.New("-load.idle, -load.starts and -load.dials must be positive")
+	}
+	return nil
+}
+
+// logLoadSetup says what is measured and where each side runs.
+func logLoadSetup(t *testing.T) {
+	server := "this tree's server (the test binary, re-run as a server)"
+	if *loadServer != "" {
+		server = *loadServer
+	}
+	_, pin := serverPinning()
+	server += ", " + pin
+	if *loadURL != "" {
+		server = "the server at " + *loadURL + " (its CPU and memory are not visible)"
+	}
+	t.Logf("server: %s; client: pid %d, GOMAXPROCS %d", server, os.Getpid(), runtime.GOMAXPROCS(0))
+}
+
+// loadBurst runs the burst workload and fails on any loss: every member is
+// promised every message.
+func loadBurst(ctx context.Context, t *testing.T) {
+	tg := loadTargetFor(ctx, t)
+	spec := flowSpec{clients: *loadClients, senders: *loadSenders}
+	r := runFlow(ctx, t, tg, spec, burstSend(*loadMessages))
+	r.logBurst(t, *loadMessages)
+	checkNoLoss(t, r)
+}
+
+// loadSteady runs the steady workload and fails on any loss.
+func loadSteady(ctx context.Context, t *testing.T) {
+	tg := loadTargetFor(ctx, t)
+	spec := flowSpec{clients: *loadClients, senders: *loadSenders}
+	r := runFlow(ctx, t, tg, spec, steadySend(*loadRate, *loadDuration))
+	r.logSteady(t, *loadRate, *loadDuration)
+	checkNoLoss(t, r)
+}
+
+// loadIdleConns runs the idle workload.
+func loadIdleConns(ctx context.Context, t *testing.T) {
+	tg := loadTargetFor(ctx, t)
+	measureIdle(ctx, t, tg, *loadIdle).log(t)
+}
+
+// loadStartup times server starts; it needs to start the server itself.
+func loadStartup(ctx context.Context, t *testing.T) {
+	if *loadURL != "" {
+		t.Skip("startup starts the server itself; it does not run with -load.url")
+	}
+	times := make([]time.Duration, 0, *loadStarts)
+	for range *loadStarts {
+		d, err := timeStartup(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		times = append(times, d)
+	}
+	slices.Sort(times)
+	t.Logf("startup: %d starts, exec to first frame (welcome) on a WebSocket: min %.1f ms, median %.1f ms, max %.1f ms",
+		len(times), ms(times[0]), ms(percentile(times, 0.5)), ms(times[len(times)-1]))
+}
+
+// TestLoadHarness runs the load tool in miniature against a server process,
+// so that the tool keeps working as the server changes: a small burst in
+// which every member must see every message in one order, then the idle
+// measurement. It asserts nothing about speed.
+func TestLoadHarness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), harnessTimeout)
+	defer cancel()
+	const clients, senders, messages = 20, 2, 20
+	r := runFlow(ctx, t, startServer(ctx, t), flowSpec{clients: clients, senders: senders, keepIDs: true}, burstSend(messages))
+	r.logBurst(t, messages)
+	checkNoLoss(t, r)
+	checkOneOrder(t, r.members, senders*messages)
+	if !r.measured || r.after.peakRSS <= 0 || r.after.rss <= 0 {
+		t.Errorf("server figures not read: measured %v, after %+v", r.measured, r.after)
+	}
+	idle := measureIdle(ctx, t, startServer(ctx, t), 50)
+	idle.log(t)
+	if idle.before <= 0 || idle.after <= 0 || idle.counted < 50 {
+		t.Errorf("idle: RSS before %d, after %d, /healthz clients %d; want RSS read and 50 clients", idle.before, idle.after, idle.counted)
+	}
+}
+
+// checkNoLoss fails the test if any member missed a message, saw one out of
+// order, or was cut off: the server promises every member every message.
+func checkNoLoss(t *testing.T, r flowResult) {
+	t.Helper()
+	if len(r.joinDropped) > 0 {
+		t.Errorf("the server cut off members while they joined: %s", formatDropped(r.joinDropped))
+	}
+	if r.delivered != r.expected || r.outOfOrder > 0 || len(r.dropped) > 0 {
+		t.Errorf("lost %d of %d deliveries, %d out of order; cut off while sending: %s",
+			r.expected-r.delivered, r.expected, r.outOfOrder, formatDropped(r.dropped))
+	}
+}
+
+// checkOneOrder fails the test unless every member received the same want
+// messages with strictly increasing ids.
+func checkOneOrder(t *testing.T, members []*loadMember, want int) {
+	t.Helper()
+	ref := members[0].ids
+	if len(ref) != want {
+		t.Errorf("member 0 got %d messages, want %d", len(ref), want)
+	}
+	for i := 1; i < len(ref); i++ {
+		if ref[i] <= ref[i-1] {
+			t.Errorf("member 0: id %d after %d, want strictly increasing", ref[i], ref[i-1])
+		}
+	}
+	for i, m := range members[1:] {
+		if !slices.Equal(m.ids, ref) {
+			t.Errorf("member %d got ids %v, member 0 got %v; want one order for all", i+1, m.ids, ref)
+		}
+	}
+}
+
+// loadTarget is the server under load: a process this test started, or the
+// server at -load.url, whose process it cannot see.
+type loadTarget struct {
+	base string // http://host:port
+	pid  int    // 0 when the process is not ours to read
+}
+
+// wsURL is the address a member named username uses to join room.
+func (tg *loadTarget) wsURL(room, username string) string {
+	return "ws" + strings.TrimPrefix(tg.base, "http") + "/ws/" + room + "?batch=1&username=" + username
+}
+
+// stats reads the server process's figures; false when it is not visible.
+func (tg *loadTarget) stats(tb testing.TB) (procStats, bool) {
+	tb.Helper()
+	if tg.pid == 0 {
+		return procStats{}, false
+	}
+	s, err := readProcStats(tg.pid)
+	if err != nil {
+		tb.Fatalf("read server stats: %v", err)
+	}
+	return s, true
+}
+
+// loadTargetFor is -load.url, or else a fresh server process.
+func loadTargetFor(ctx context.Context, tb testing.TB) *loadTarget {
+	if *loadURL != "" {
+		return &loadTarget{base: strings.TrimSuffix(*loadURL, "/")}
+	}
+	return startServer(ctx, tb)
+}
+
+// startServer starts a server process on a free loopback port, waits until
+// its /healthz answers, and kills it when the test ends.
+func startServer(ctx context.Context, tb testing.TB) *loadTarget {
+	tb.Helper()
+	port, err := freePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := startProcess(port)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(p.stop)
+	tg := &loadTarget{base: "http://127.0.0.1:" + port, pid: p.cmd.Process.Pid}
+	if err := waitHealthy(ctx, tg.base, p); err != nil {
+		p.stop()
+		tb.Fatalf("server did not start: %v; it printed:\n%s", err, p.out.String())
+	}
+	return tg
+}
+
+// serverProcess is a started server and what it printed.
+type serverProcess struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer  // read only once exited is closed
+	exited chan struct{} // closed when the process has exited
+}
+
+// startProcess starts a server listening on port.
+func startProcess(port string) (*serverProcess, error) {
+	p := &serverProcess{cmd: serverCommand(port), exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	go func() {
+		p.cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// stop kills the process and waits for it. A load server needs no graceful
+// shutdown, and waiting for one would add seconds to every run.
+func (p *serverProcess) stop() {
+	p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// serverCommand runs -load.server, or this test binary as the server, on
+// port with flood control off, pinned as serverPinning decided. Everything
+// else comes from the inherited environment.
+func serverCommand(port string) *exec.Cmd {
+	env := append(os.Environ(), "PORT="+port, "MESSAGE_RATE=0")
+	bin := *loadServer
+	if bin == "" {
+		bin = testBinary()
+		env = append(env, loadServeEnv+"=1")
+	}
+	argv, _ := serverPinning()
+	argv = append(slices.Clone(argv), bin)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	return cmd
+}
+
+// testBinary is the path of this test binary.
+func testBinary() string {
+	if exe, err := os.Executable(); err == nil {
+		return exe
+	}
+	return os.Args[0]
+}
+
+// serverPinning decides once how servers are started: the taskset prefix
+// that pins them to -load.servercpu, or none, and a note saying which. It
+// tries taskset first, because a container may not offer that core.
+var serverPinning = sync.OnceValues(func() ([]string, string) {
+	if *loadServerCPU < 0 {
+		return nil, "server not pinned (-load.servercpu=-1)"
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		return nil, "server not pinned: no taskset on PATH"
+	}
+	cpu := strconv.Itoa(*loadServerCPU)
+	if out, err := exec.Command(taskset, "-c", cpu, "true").CombinedOutput(); err != nil {
+		return nil, fmt.Sprintf("server not pinned: taskset -c %s: %v %s", cpu, err, bytes.TrimSpace(out))
+	}
+	return []string{taskset, "-c", cpu}, "server pinned to CPU " + cpu
+})
+
+// freePort picks a loopback port the kernel says is free. The server binds
+// it itself, so another process could take it in between; that is rare.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	_, port, err := net.SplitHostPort(l.Addr().String())
+	return port, err
+}
+
+// waitHealthy polls /healthz until it answers, the process exits or ctx ends.
+func waitHealthy(ctx context.Context, base string, p *serverProcess) error {
+	for {
+		if _, err := healthClients(ctx, base); err == nil {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return errors.New("the process exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(joinPoll):
+		}
+	}
+}
+
+// healthClients asks /healthz how many WebSocket clients the server counts.
+func healthClients(ctx context.Context, base string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("/healthz: %s", resp.Status)
+	}
+	var h struct {
+		Clients int `json:"clients"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&h)
+	return h.Clients, err
+}
+
+// procStats is what /proc says about one process.
+type procStats struct {
+	cpu     time.Duration // user+system CPU since it started, in clockTick steps
+	rss     int64         // resident bytes now (VmRSS)
+	peakRSS int64         // most resident bytes so far (VmHWM)
+}
+
+// readProcStats reads /proc/PID/stat and /proc/PID/status.
+func readProcStats(pid int) (procStats, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStats{}, err
+	}
+	// The command name is in parentheses and may hold spaces; fields after
+	// it start at field 3 (state), so utime (14) and stime (15) are 11, 12.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(fields) < 13 {
+		return procStats{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	status, err3 := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return procStats{}, err
+	}
+	return procStats{
+		cpu:     time.Duration(utime+stime) * clockTick,
+		rss:     statusBytes(status, "VmRSS:"),
+		peakRSS: statusBytes(status, "VmHWM:"),
+	}, nil
+}
+
+// statusBytes reads a "Name:   123 kB" line of /proc/PID/status, where kB
+// means 1024 bytes; 0 when the line is missing.
+func statusBytes(status []byte, name string) int64 {
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// raiseFileLimit lifts this process's open-file soft limit to the hard
+// limit: thousands of connections need thousands of descriptors.
+func raiseFileLimit(tb testing.TB) {
+	tb.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		tb.Fatalf("getrlimit: %v", err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		tb.Fatalf("setrlimit: %v", err)
+	}
+}
+
+// loadMember is one load client: its connection and what its reader counted.
+type loadMember struct {
+	conn    *websocket.Conn
+	keepIDs bool          // keep every id, for order checks
+	done    chan struct{} // closed when the reader stops
+
+	chats atomic.Int64 // chatMessage envelopes received
+	users atomic.Int64 // count of the latest userCount envelope
+	last  atomic.Int64 // UnixNano when the latest chatMessage arrived
+
+	// Owned by the reader; read only once done is closed.
+	err        error           // why the reader stopped
+	lastID     uint64          // id of the latest chatMessage
+	outOfOrder int64           // chatMessages whose id did not exceed the one before
+	ids        []uint64        // every id, when keepIDs
+	latencies  []time.Duration // send to receipt, for messages whose text is a send time
+}
+
+// dialMembers joins n members, member i to room(i), with at most -load.dials
+// handshakes in flight, and starts their readers. They are closed when the
+// test ends.
+func dialMembers(ctx context.Context, tb testing.TB, tg *loadTarget, n int, room func(int) string, keepIDs bool) []*loadMember {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	members := make([]*loadMember, n)
+	tb.Cleanup(func() { closeMembers(members) })
+	var firstErr error
+	var once sync.Once
+	sem := make(chan struct{}, max(*loadDials, 1))
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			m, err := dialMember(ctx, tg.wsURL(room(i), "u"+strconv.Itoa(i)), keepIDs)
+			if err != nil {
+				once.Do(func() { firstErr = fmt.Errorf("member %d: %w", i, err) })
+				cancel() // The first failure says it all; stop dialing.
+				return
+			}
+			members[i] = m
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		tb.Fatalf("join %d members: %v", n, firstErr)
+	}
+	return members
+}
+
+// dialMember joins one member and starts its reader.
+func dialMember(ctx context.Context, url string, keepIDs bool) (*loadMember, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetReadLimit(loadReadLimit)
+	m := &loadMember{conn: conn, keepIDs: keepIDs, done: make(chan struct{})}
+	go m.read()
+	return m, nil
+}
+
+// closeMembers closes every member's connection and waits for its reader.
+func closeMembers(members []*loadMember) {
+	for _, m := range members {
+		if m != nil {
+			m.conn.CloseNow()
+		}
+	}
+	for _, m := range members {
+		if m != nil {
+			<-m.done
+		}
+	}
+}
+
+// read counts what arrives until the connection ends. It passes no context:
+// closing the connection stops it, and a context per read would cost more
+// than the counting does.
+func (m *loadMember) read() {
+	defer close(m.done)
+	var buf bytes.Buffer
+	for {
+		_, r, err := m.conn.Reader(context.Background())
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
+		if err != nil {
+			m.err = err
+			return
+		}
+		m.scan(buf.Bytes(), time.Now())
+	}
+}
+
+// Markers found in server envelopes without decoding them. JSON escapes every
+// quote inside a string, so these only ever match keys and type names, never
+// message text or usernames.
+var (
+	chatMarker      = []byte(`"type":"chatMessage"`)
+	userCountMarker = []byte(`"type":"userCount"`)
+	idKey           = []byte(`"id":`)
+	countKey        = []byte(`"count":`)
+	messageKey      = []byte(`"message":"`)
+)
+
+// scan counts the envelopes of one WebSocket message, one per line.
+func (m *loadMember) scan(msg []byte, now time.Time) {
+	for len(msg) > 0 {
+		line := msg
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line, msg = msg[:i], msg[i+1:]
+		} else {
+			msg = nil
+		}
+		switch {
+		case bytes.Contains(line, chatMarker):
+			m.chat(line, now)
+		case bytes.Contains(line, userCountMarker):
+			m.users.Store(int64(jsonUint(line, countKey)))
+		}
+	}
+}
+
+// chat counts one chatMessage, checks that its id exceeds the one before, and
+// records its latency when its text is a send time.
+func (m *loadMember) chat(line []byte, now time.Time) {
+	id := jsonUint(line, idKey)
+	if id <= m.lastID {
+		m.outOfOrder++
+	}
+	m.lastID = id
+	if m.keepIDs {
+		m.ids = append(m.ids, id)
+	}
+	if sent := jsonUint(line, messageKey); sent > 0 {
+		m.latencies = append(m.latencies, now.Sub(time.Unix(0, int64(sent))))
+	}
+	m.last.Store(now.UnixNano())
+	m.chats.Add(1) // Last, so that whoever sees the count also sees last.
+}
+
+// jsonUint parses the digits right after key in line; 0 when there are none.
+func jsonUint(line, key []byte) uint64 {
+	i := bytes.Index(line, key)
+	if i < 0 {
+		return 0
+	}
+	var n uint64
+	for _, c := range line[i+len(key):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
+}
+
+// say sends one chat message. text must need no JSON escaping.
+func (m *loadMember) say(ctx context.Context, text string) error {
+	return m.conn.Write(ctx, websocket.MessageText, []byte(`{"type":"chatMessage","payload":{"message":"`+text+`"}}`))
+}
+
+// isDone reports whether the member's reader has stopped.
+func (m *loadMember) isDone() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitJoined waits for the join notices to settle: every member still
+// connected has heard a userCount equal to the number still connected.
+func waitJoined(ctx context.Context, tb testing.TB, members []*loadMember) {
+	tb.Helper()
+	for {
+		live, agree := 0, 0
+		for _, m := range members {
+			if !m.isDone() {
+				live++
+			}
+		}
+		for _, m := range members {
+			if !m.isDone() && m.users.Load() == int64(live) {
+				agree++
+			}
+		}
+		if agree == live {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("join notices did not settle: %d of %d members heard the final count", agree, live)
+		case <-time.After(joinPoll):
+		}
+	}
+}
+
+// delivered is how many chatMessages members have received in all.
+func delivered(members []*loadMember) int64 {
+	var n int64
+	for _, m := range members {
+		n += m.chats.Load()
+	}
+	return n
+}
+
+// waitDelivered waits until members have received want chatMessages in all,
+// until none has arrived for settleQuiet (the rest are lost), or ctx ends.
+func waitDelivered(ctx context.Context, members []*loadMember, want int64) {
+	tick := time.NewTicker(deliveryPoll)
+	defer tick.Stop()
+	last, since := int64(-1), time.Now()
+	for {
+		got := delivered(members)
+		switch {
+		case got >= want:
+			return
+		case got != last:
+			last, since = got, time.Now()
+		case time.Since(since) > settleQuiet || len(liveMembers(members)) == 0:
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// sendFunc sends one sender's share of a workload and returns how many
+// messages it sent. phase, in [0, 1), is the sender's place among all
+// senders, for spreading them out in time.
+type sendFunc func(ctx context.Context, m *loadMember, phase float64) int
+
+// burstSend sends messages as fast as the connection takes them.
+func burstSend(messages int) sendFunc {
+	return func(ctx context.Context, m *loadMember, _ float64) int {
+		for i := range messages {
+			if m.say(ctx, "burst") != nil {
+				return i
+			}
+		}
+		return messages
+	}
+}
+
+// steadySend sends rate messages a second for d, each carrying its send
+// time (UnixNano) as its text so that receivers can time it. Senders start
+// phase of an interval apart, so that the room hears an even stream rather
+// than every sender at the same instant.
+func steadySend(rate float64, d time.Duration) sendFunc {
+	return func(ctx context.Context, m *loadMember, phase float64) int {
+		interval := time.Duration(float64(time.Second) / rate)
+		end := time.NewTimer(d)
+		defer end.Stop()
+		time.Sleep(time.Duration(phase * float64(interval)))
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-ctx.Done():
+				return n
+			case <-end.C:
+				return n
+			case <-tick.C:
+			}
+			if m.say(ctx, strconv.FormatInt(time.Now().UnixNano(), 10)) != nil {
+				return n
+			}
+		}
+	}
+}
+
+// sendAll runs send for every sender at once and returns the total sent.
+func sendAll(ctx context.Context, senders []*loadMember, send sendFunc) int {
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	for i, m := range senders {
+		wg.Go(func() { total.Add(int64(send(ctx, m, float64(i)/float64(len(senders))))) })
+	}
+	wg.Wait()
+	return int(total.Load())
+}
+
+// flowSpec is one room of clients, the first senders of whom send.
+type flowSpec struct {
+	clients, senders int
+	keepIDs          bool // keep every member's ids, for order checks
+}
+
+// flowResult is what the members of one room received while some of them
+// sent. A delivery is one chatMessage reaching one member, the sender too.
+type flowResult struct {
+	spec                flowSpec
+	joinDropped         map[string]int // close reason → members cut off while joining
+	live                int            // members still connected when sending began
+	sent                int
+	expected, delivered int64
+	outOfOrder          int64
+	dropped             map[string]int // close reason → members cut off while sending
+	wall                time.Duration  // first send → last delivery
+	before, after       procStats      // server figures around the sending
+	measured            bool           // before and after were read
+	latencies           []time.Duration
+	members             []*loadMember
+}
+
+// runFlow joins spec.clients members to a fresh room, waits for the join
+// notices to settle, has the first spec.senders members still connected send
+// at once, and waits for every delivery to the members still connected (or
+// for deliveries to stop). Members cut off while joining are counted apart.
+func runFlow(ctx context.Context, tb testing.TB, tg *loadTarget, spec flowSpec, send sendFunc) flowResult {
+	tb.Helper()
+	room := loadRoomName("flow")
+	members := dialMembers(ctx, tb, tg, spec.clients, func(int) string { return room }, spec.keepIDs)
+	waitJoined(ctx, tb, members)
+	r := flowResult{spec: spec, joinDropped: droppedReasons(members), members: liveMembers(members)}
+	r.live = len(r.members)
+	if r.live < spec.senders {
+		tb.Fatalf("only %d of %d members still connected after joining, fewer than %d senders; cut off: %s",
+			r.live, spec.clients, spec.senders, formatDropped(r.joinDropped))
+	}
+	r.before, r.measured = tg.stats(tb)
+	start := time.Now()
+	r.sent = sendAll(ctx, r.members[:spec.senders], send)
+	r.expected = int64(r.sent) * int64(r.live)
+	waitDelivered(ctx, r.members, r.expected)
+	r.after, _ = tg.stats(tb)
+	r.dropped = droppedReasons(r.members)
+	closeMembers(members)
+	r.collect(start)
+	return r
+}
+
+// liveMembers is the members whose connection has not ended.
+func liveMembers(members []*loadMember) []*loadMember {
+	return slices.DeleteFunc(slices.Clone(members), (*loadMember).isDone)
+}
+
+// collect sums what the stopped readers counted.
+func (r *flowResult) collect(start time.Time) {
+	var last int64
+	for _, m := range r.members {
+		r.delivered += m.chats.Load()
+		r.outOfOrder += m.outOfOrder
+		r.latencies = append(r.latencies, m.latencies...)
+		last = max(last, m.last.Load())
+	}
+	if last > 0 {
+		r.wall = time.Unix(0, last).Sub(start)
+	}
+	slices.Sort(r.latencies)
+}
+
+// droppedReasons counts the members whose connection ended before the
+// workload closed it, by how it ended.
+func droppedReasons(members []*loadMember) map[string]int {
+	dropped := map[string]int{}
+	for _, m := range members {
+		if m.isDone() {
+			dropped[closeReason(m.err)]++
+		}
+	}
+	return dropped
+}
+
+// closeReason describes how a connection ended: the close frame's code and
+// reason, or the error.
+func closeReason(err error) string {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Sprintf("%d %s", int(ce.Code), ce.Reason)
+	}
+	return err.Error()
+}
+
+// formatDropped prints dropped members by reason; "none" when there are none.
+func formatDropped(dropped map[string]int) string {
+	if len(dropped) == 0 {
+		return "none"
+	}
+	var parts []string
+	for reason, n := range dropped {
+		parts = append(parts, fmt.Sprintf("%d (%s)", n, reason))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
+
+// loadRoomName is a room name no earlier run used, so that no history is
+// replayed into the counts, even on a long-running server.
+func loadRoomName(prefix string) string {
+	return prefix + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+}
+
+// logBurst prints what a burst delivered and what it cost the server.
+func (r flowResult) logBurst(tb testing.TB, messages int) {
+	tb.Helper()
+	tb.Logf("burst: %d clients in one room; %d senders sent %d of %d messages at full speed; a delivery is one chatMessage reaching one client (senders read too)",
+		r.spec.clients, r.spec.senders, r.sent, r.spec.senders*messages)
+	r.logDeliveries(tb)
+	tb.Logf("  wall %.3f s (first send to last delivery)", r.wall.Seconds())
+	r.logServer(tb)
+}
+
+// logSteady prints what a steady run delivered, how late, and at what cost.
+func (r flowResult) logSteady(tb testing.TB, rate float64, d time.Duration) {
+	tb.Helper()
+	tb.Logf("steady: %d clients in one room; %d senders at %g msg/s each for %v sent %d messages; a delivery is one chatMessage reaching one client",
+		r.spec.clients, r.spec.senders, rate, d, r.sent)
+	r.logDeliveries(tb)
+	if n := len(r.latencies); n > 0 {
+		tb.Logf("  latency, send to receipt over %d deliveries: p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+			n, ms(percentile(r.latencies, 0.5)), ms(percentile(r.latencies, 0.99)), ms(r.latencies[n-1]))
+	}
+	r.logServer(tb)
+}
+
+// logDeliveries prints who was cut off and the delivery counts.
+func (r flowResult) logDeliveries(tb testing.TB) {
+	tb.Helper()
+	tb.Logf("  clients dropped by the server while joining (%d dials at a time): %s; %d of %d still connected when sending began",
+		*loadDials, formatDropped(r.joinDropped), r.live, r.spec.clients)
+	tb.Logf("  expected %d deliveries (%d sent x %d connected), delivered %d, lost %d, out of order %d; dropped while sending: %s",
+		r.expected, r.sent, r.live, r.delivered, r.expected-r.delivered, r.outOfOrder, formatDropped(r.dropped))
+}
+
+// logServer prints the server's CPU and memory over the sending window.
+func (r flowResult) logServer(tb testing.TB) {
+	tb.Helper()
+	if !r.measured {
+		tb.Logf("  server CPU and RSS: not measured (external server; the figures above are the clients')")
+		return
+	}
+	cpu := r.after.cpu - r.before.cpu
+	perCPU := "n/a (under one tick)"
+	if cpu > 0 {
+		perCPU = fmt.Sprintf("%.0f", float64(r.delivered)/cpu.Seconds())
+	}
+	tb.Logf("  server CPU %.2f s (utime+stime in 10 ms ticks): %s deliveries per server CPU-second", cpu.Seconds(), perCPU)
+	tb.Logf("  server RSS %.1f MB, peak %.1f MB since start (VmRSS, VmHWM; 1 MB = 10^6 bytes)", mb(r.after.rss), mb(r.after.peakRSS))
+}
+
+// idleResult is the server's memory before and after holding idle connections.
+type idleResult struct {
+	conns, rooms  int
+	counted       int   // clients /healthz reported with them open
+	before, after int64 // server RSS in bytes; 0 when not visible
+	serverPID     int
+	clientRSS     int64 // this process's RSS with the connections open
+}
+
+// measureIdle opens n idle connections in rooms of at most idleRoomSize,
+// waits until /healthz counts them and the server's RSS settles, and returns
+// the server's RSS before and after.
+func measureIdle(ctx context.Context, tb testing.TB, tg *loadTarget, n int) idleResult {
+	tb.Helper()
+	base := steadyClients(ctx, tb, tg)
+	r := idleResult{conns: n, rooms: (n + idleRoomSize - 1) / idleRoomSize, serverPID: tg.pid}
+	r.before = settledRSS(ctx, tb, tg)
+	room := loadRoomName("idle")
+	members := dialMembers(ctx, tb, tg, n, func(i int) string { return room + "-" + strconv.Itoa(i/idleRoomSize) }, false)
+	r.counted = waitClients(ctx, tb, tg, base+n) - base
+	r.after = settledRSS(ctx, tb, tg)
+	if self, err := readProcStats(os.Getpid()); err == nil {
+		r.clientRSS = self.rss
+	}
+	if d := droppedReasons(members); len(d) > 0 {
+		tb.Errorf("idle connections dropped by the server: %s", formatDropped(d))
+	}
+	return r
+}
+
+// steadyClients is /healthz's client count once it has stopped changing:
+// connections an earlier workload closed take a moment to leave the count.
+func steadyClients(ctx context.Context, tb testing.TB, tg *loadTarget) int {
+	tb.Helper()
+	last, same := -1, 0
+	for same < 3 {
+		n, err := healthClients(ctx, tg.base)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if n == last {
+			same++
+		} else {
+			last, same = n, 0
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("/healthz client count did not settle: %v", ctx.Err())
+		case <-time.After(5 * joinPoll):
+		}
+	}
+	return last
+}
+
+// waitClients polls /healthz until it counts at least want clients and
+// returns its count.
+func waitClients(ctx context.Context, tb testing.TB, tg *loadTarget, want int) int {
+	tb.Helper()
+	for {
+		n, err := healthClients(ctx, tg.base)
+		if err == nil && n >= want {
+			return n
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("/healthz counts %d clients, want %d (last error: %v)", n, want, err)
+		case <-time.After(joinPoll):
+		}
+	}
+}
+
+// settledRSS samples the server's RSS until two samples rssSettleInterval
+// apart differ by less than 1%, and returns the last; 0 when not visible.
+func settledRSS(ctx context.Context, tb testing.TB, tg *loadTarget) int64 {
+	tb.Helper()
+	s, ok := tg.stats(tb)
+	if !ok {
+		return 0
+	}
+	for range rssSettleTries {
+		select {
+		case <-ctx.Done():
+			return s.rss
+		case <-time.After(rssSettleInterval):
+		}
+		next, _ := tg.stats(tb)
+		if d := next.rss - s.rss; d*100 < s.rss && -d*100 < s.rss {
+			return next.rss
+		}
+		s = next
+	}
+	return s.rss
+}
+
+// perConn is the server's RSS growth per connection in bytes.
+func (r idleResult) perConn() float64 {
+	return float64(r.after-r.before) / float64(r.conns)
+}
+
+// log prints the idle measurement.
+func (r idleResult) log(tb testing.TB) {
+	tb.Helper()
+	tb.Logf("idle: %d idle connections in %d room(s) of at most %d; /healthz counts %d of them",
+		r.conns, r.rooms, idleRoomSize, r.counted)
+	if r.serverPID == 0 {
+		tb.Logf("  server RSS: not measured (external server)")
+	} else {
+		tb.Logf("  server (pid %d) RSS %.1f MB before, %.1f MB after, settled: %.1f KB per connection (1 KB = 1000 bytes, 1 MB = 10^6)",
+			r.serverPID, mb(r.before), mb(r.after), r.perConn()/1000)
+	}
+	tb.Logf("  the clients live in this process (pid %d, RSS %.1f MB), not in the server", os.Getpid(), mb(r.clientRSS))
+}
+
+// timeStartup starts one server and returns the time from exec to the first
+// frame of a WebSocket on it, which must be welcome; the server is killed.
+func timeStartup(ctx context.Context) (time.Duration, error) {
+	port, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	p, err := startProcess(port)
+	if err != nil {
+		return 0, err
+	}
+	first, err := dialUntilUp(ctx, "ws://127.0.0.1:"+port+"/ws/startup?username=probe", p)
+	elapsed := time.Since(start)
+	p.stop()
+	if err == nil && !bytes.Contains(first, []byte(`"type":"welcome"`)) {
+		err = fmt.Errorf("first frame %q is not welcome", first)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("startup: %v; the server printed:\n%s", err, p.out.String())
+	}
+	return elapsed, nil
+}
+
+// dialUntilUp dials url until the handshake succeeds and returns the first
+// frame. A refused connection fails at once, so it retries almost at once.
+func dialUntilUp(ctx context.Context, url string, p *serverProcess) ([]byte, error) {
+	for {
+		conn, _, err := websocket.Dial(ctx, url, nil)
+		if err == nil {
+			defer conn.CloseNow()
+			_, data, err := conn.Read(ctx)
+			return data, err
+		}
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("the server exited (last dial: %v)", err)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last dial: %v)", ctx.Err(), err)
+		case <-time.After(startupRetry):
+		}
+	}
+}
+
+// percentile is the nearest-rank q-quantile of sorted, which is not empty.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// mb is n bytes in megabytes of 10^6 bytes.
+func mb(n int64) float64 { return float64(n) / 1e6 }
