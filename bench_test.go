@@ -126,3 +126,44 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 	b.ReportMetric(0, "ns/op") // Time here is start-up and settling, not a cost per connection.
 	b.ReportMetric(r.perConn(), "B/conn")
 }
+
+// BenchmarkFanout measures the in-memory path of one message: stamping,
+// encoding once, keeping it in history and queuing the same bytes for every
+// member. Queues are drained by the benchmark itself, standing in for the
+// writers, so no socket is involved; allocs/op shows the cost per message,
+// which must not grow with the number of members.
+func BenchmarkFanout(b *testing.B) {
+	for _, members := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) {
+			cfg, err := loadConfig(map[string]string{"MESSAGE_RATE": "0"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := newServer(cfg, slog.New(slog.DiscardHandler))
+			r := &room{name: "bench", capacity: members}
+			for i := range members {
+				// writing is set so that no writer goroutine starts: there is
+				// no connection behind these clients.
+				r.members = append(r.members, &client{room: r, name: fmt.Sprintf("m%d", i), writing: true, countAt: -1})
+			}
+			done := make([][][]byte, members)
+			drain := func() {
+				for i, m := range r.members {
+					done[i], _ = m.take(done[i])
+				}
+			}
+			in := inboundMessage{Message: "hello, everyone in this room"}
+			const every = 64 // well below SEND_BUFFER, so nobody is cut off
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				s.publish(r.members[0], in)
+				if i%every == every-1 {
+					drain()
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)*float64(members)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -46,10 +47,11 @@ type server struct {
 
 	mu      sync.Mutex
 	rooms   map[string]*room
-	clients int // joined plus reserved connections, for MAX_CLIENTS
-	closing bool
+	clients int         // joined plus reserved connections, for MAX_CLIENTS
+	closing atomic.Bool // set once, under mu, when shutdown begins
 
-	conns sync.WaitGroup // WebSocket handlers still running
+	conns     sync.WaitGroup     // WebSocket handlers still running
+	stopWatch context.CancelFunc // ends watchWrites
 }
 
 // room is one conversation: its members in order of arrival and a rolling
@@ -68,31 +70,57 @@ type room struct {
 	idleGen  int // invalidates a timer that fired while the room was re-entered
 }
 
-// client is one WebSocket connection and its queue of encoded frames.
-type client struct {
-	conn  *websocket.Conn
-	room  *room
-	name  string
-	batch bool // wants queued frames coalesced into newline-delimited messages
-
-	send    chan []byte
-	stop    chan struct{} // closed at shutdown: flush, then close 1001
-	stopped sync.Once
-	kicked  bool // removed from the room as too slow; guarded by room.mu
-
-	limiter *rate.Limiter // nil when flood control is off
-	abuse   *rate.Limiter
-}
-
 // newServer builds a server with no rooms.
 func newServer(cfg config, logger *slog.Logger) *server {
-	return &server{
-		cfg:     cfg,
-		log:     logger,
-		static:  loadStatic(),
-		creates: newIPLimiter(rate.Limit(cfg.RoomCreateRate/60), max(1, int(cfg.RoomCreateRate))),
-		rooms:   make(map[string]*room),
+	ctx, stop := context.WithCancel(context.Background())
+	s := &server{
+		cfg:       cfg,
+		log:       logger,
+		static:    loadStatic(),
+		creates:   newIPLimiter(rate.Limit(cfg.RoomCreateRate/60), max(1, int(cfg.RoomCreateRate))),
+		rooms:     make(map[string]*room),
+		stopWatch: stop,
 	}
+	go s.watchWrites(ctx)
+	return s
+}
+
+// watchWrites cuts every connection whose write has taken longer than
+// WRITE_TIMEOUT, looking a few times per timeout, until ctx ends. One
+// goroutine for the server costs less than a timer per client reset on
+// every write.
+func (s *server) watchWrites(ctx context.Context) {
+	tick := time.NewTicker(max(s.cfg.WriteTimeout/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			for _, c := range s.stuckWriters(now) {
+				c.conn.CloseNow()
+			}
+		}
+	}
+}
+
+// stuckWriters lists the members whose write began over WRITE_TIMEOUT
+// before now.
+func (s *server) stuckWriters(now time.Time) []*client {
+	limit := now.Add(-s.cfg.WriteTimeout).UnixNano()
+	var stuck []*client
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.rooms {
+		r.mu.Lock()
+		for _, m := range r.members {
+			if t := m.writingSince.Load(); t != 0 && t < limit {
+				stuck = append(stuck, m)
+			}
+		}
+		r.mu.Unlock()
+	}
+	return stuck
 }
 
 // reserve finds or creates the room and holds a place in it for a client
@@ -101,7 +129,7 @@ func newServer(cfg config, logger *slog.Logger) *server {
 func (s *server) reserve(name string) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing.Load() {
 		return nil, errShuttingDown
 	}
 	if s.clients >= s.cfg.MaxClients {
@@ -142,7 +170,7 @@ func (s *server) check(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.closing:
+	case s.closing.Load():
 		return errShuttingDown
 	case s.clients >= s.cfg.MaxClients:
 		return errServerFull
@@ -179,24 +207,9 @@ func (s *server) release() {
 	s.conns.Done()
 }
 
-// newClient wraps an accepted connection.
-func (s *server) newClient(conn *websocket.Conn, r *room, batch bool) *client {
-	c := &client{
-		conn:  conn,
-		room:  r,
-		batch: batch,
-		send:  make(chan []byte, s.cfg.SendBuffer),
-		stop:  make(chan struct{}),
-		abuse: rate.NewLimiter(abuseRate, abuseBurst),
-	}
-	if s.cfg.MessageRate > 0 {
-		c.limiter = rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)
-	}
-	return c
-}
-
 // join turns a reservation into membership: the client gets a unique name,
-// its welcome and the history replay, then everyone hears of the arrival.
+// its welcome and the history replay, then everyone hears of the arrival
+// (by name in rooms of up to maxListedUsers, by the count in all).
 // All of it is queued under the room lock, so nothing live can come first.
 func (s *server) join(c *client, requested string) {
 	r := c.room
@@ -207,12 +220,18 @@ func (s *server) join(c *client, requested string) {
 		return slices.ContainsFunc(r.members, func(m *client) bool { return strings.ToLower(m.name) == key })
 	})
 	r.members = append(r.members, c)
-	c.send <- encodeFrame(typeWelcome, welcomePayload{Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes})
+	// SEND_BUFFER > HISTORY_SIZE+2 is checked at start-up, so all of this fits.
+	s.enqueue(c, encodeFrame(typeWelcome, welcomePayload{Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes}), false)
 	for _, f := range r.orderedHistoryLocked() {
-		c.send <- f // SEND_BUFFER > HISTORY_SIZE+2 is checked at start-up, so this never blocks.
+		s.enqueue(c, f, false)
 	}
-	r.broadcastLocked(encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}))
-	r.broadcastLocked(r.userCountLocked())
+	if len(r.members) <= maxListedUsers {
+		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}), false)
+	}
+	s.broadcastLocked(r, r.userCountLocked(), true)
+	if s.closing.Load() {
+		s.goAway(c) // Shutdown began after this client was admitted.
+	}
 }
 
 // leave removes the client (if it was not already cut off), tells the room,
@@ -221,7 +240,7 @@ func (s *server) leave(c *client) {
 	r := c.room
 	r.mu.Lock()
 	if r.removeLocked(c) {
-		r.announceLeaveLocked(c)
+		s.announceLeaveLocked(r, c)
 	}
 	s.idleIfEmptyLocked(r)
 	r.mu.Unlock()
@@ -230,32 +249,37 @@ func (s *server) leave(c *client) {
 
 // publish stamps a message with the sender's name, the next id and the time,
 // keeps it in history and fans it out, all under the room lock so that every
-// member sees one order.
-func (s *server) publish(c *client, in inboundMessage) {
+// member sees one order. It reports whether a member's queue is backlogged.
+func (s *server) publish(c *client, in inboundMessage) (backlog bool) {
 	r := c.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c.kicked {
-		return
+		return false
 	}
 	r.lastID++
 	frame := encodeFrame(typeChatMessage, chatMessagePayload{
 		ID: r.lastID, Username: c.name, Message: in.Message, TS: nowMillis(), ClientID: in.ClientID,
 	})
 	r.rememberLocked(frame, s.cfg.HistorySize)
-	r.broadcastLocked(frame)
+	return s.broadcastLocked(r, frame, false)
 }
 
-// broadcastLocked hands the same bytes to every member without blocking.
-// A member whose queue is full is cut off, and the room hears it left.
-func (r *room) broadcastLocked(frame []byte) {
+// broadcastLocked hands the same bytes to every member of r without
+// blocking. A member whose queue is full is cut off, and the room hears it
+// left. It reports whether any member's queue is more than half full.
+//
+// isCount marks a userCount frame: it replaces a count still waiting in a
+// member's queue, since only the newest matters, so a crowd arriving at once
+// costs each member one frame rather than one per newcomer.
+func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog bool) {
 	var dropped []*client
 	for _, m := range r.members {
-		select {
-		case m.send <- frame:
-		default:
+		ok, behind := s.enqueue(m, frame, isCount)
+		if !ok {
 			dropped = append(dropped, m)
 		}
+		backlog = backlog || behind
 	}
 	for _, m := range dropped {
 		m.kicked = true
@@ -263,14 +287,18 @@ func (r *room) broadcastLocked(frame []byte) {
 		go m.conn.Close(websocket.StatusPolicyViolation, reasonTooSlow)
 	}
 	for _, m := range dropped {
-		r.announceLeaveLocked(m)
+		s.announceLeaveLocked(r, m)
 	}
+	return backlog
 }
 
-// announceLeaveLocked tells the room that m left.
-func (r *room) announceLeaveLocked(m *client) {
-	r.broadcastLocked(encodeFrame(typeSystem, systemPayload{Text: m.name + " left", TS: nowMillis()}))
-	r.broadcastLocked(r.userCountLocked())
+// announceLeaveLocked tells r that m left: by name while the room is small,
+// and by the count always.
+func (s *server) announceLeaveLocked(r *room, m *client) {
+	if len(r.members) < maxListedUsers {
+		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: m.name + " left", TS: nowMillis()}), false)
+	}
+	s.broadcastLocked(r, r.userCountLocked(), true)
 }
 
 // removeLocked takes c out of the member list; false if it was not there.
@@ -361,8 +389,9 @@ func (s *server) stats() (rooms, clients int) {
 // shutdown refuses new clients, asks every connection to flush its queue and
 // close with 1001, and waits for them until ctx ends; stragglers are cut.
 func (s *server) shutdown(ctx context.Context) error {
+	s.stopWatch()
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	var all []*client
 	for _, r := range s.rooms {
 		r.mu.Lock()
@@ -372,7 +401,7 @@ func (s *server) shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range all {
-		c.stopped.Do(func() { close(c.stop) })
+		s.goAway(c)
 	}
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()

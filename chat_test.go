@@ -182,6 +182,8 @@ func (c *testClient) welcome() (welcomePayload, []chatMessagePayload) {
 		case typeSystem:
 			expect[userCountPayload](c, typeUserCount)
 			return w, history
+		case typeUserCount: // A large room announces arrivals by the count alone.
+			return w, history
 		default:
 			c.t.Fatalf("after welcome got %s %s, want history then system", e.Type, e.Payload)
 		}
@@ -583,6 +585,36 @@ func TestSlowClientIsCutOffOthersGetEverything(t *testing.T) {
 	}
 }
 
+func TestStuckWriteIsCut(t *testing.T) {
+	t.Parallel()
+	// The queue is large enough never to fill here, so what cuts the
+	// member who stops reading is its write outlasting WRITE_TIMEOUT once
+	// the socket buffers are full.
+	ts := setupTest(t, map[string]string{"MESSAGE_RATE": "0", "HISTORY_SIZE": "0", "SEND_BUFFER": "5000", "WRITE_TIMEOUT": "200ms"})
+	sender := ts.dial(t, "stuck", "sender")
+	sender.welcome()
+	stuck := ts.dial(t, "stuck", "stuck")
+	stuck.welcome()
+	skipUntil[userCountPayload](sender, typeUserCount)
+	payload := strings.Repeat("s", 4000)
+	for i := range 4000 {
+		sender.say(payload, "")
+		for {
+			e := sender.next()
+			if e.Type == typeSystem && strings.Contains(string(e.Payload), "stuck left") {
+				if i < 100 {
+					t.Fatalf("cut after %d messages: before its socket could have filled", i)
+				}
+				return
+			}
+			if e.Type == typeChatMessage {
+				break
+			}
+		}
+	}
+	t.Fatal("a member who stopped reading was never cut off")
+}
+
 func TestOversizedMessages(t *testing.T) {
 	t.Parallel()
 	ts := setupTest(t, map[string]string{"MAX_MESSAGE_BYTES": "100"})
@@ -930,6 +962,65 @@ func TestServeStopsCleanlyOnSignal(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("serve returned %v, want nil", err)
+	}
+}
+
+func TestCrowdIsCountedNotAnnounced(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	watcher := ts.dial(t, "crowd", "watcher")
+	watcher.welcome()
+	const crowd = maxListedUsers + 20
+	for i := range crowd {
+		ts.dial(t, "crowd", fmt.Sprintf("guest%d", i)).welcome()
+	}
+	// The watcher reads only now. Joins are announced by name while the
+	// room holds up to maxListedUsers; after that only counts arrive, each
+	// larger than the last, and the last one is everyone.
+	var named []string
+	lastCount := 1
+	for lastCount < crowd+1 {
+		e := watcher.next()
+		switch e.Type {
+		case typeSystem:
+			var p systemPayload
+			json.Unmarshal(e.Payload, &p)
+			named = append(named, p.Text)
+		case typeUserCount:
+			var p userCountPayload
+			json.Unmarshal(e.Payload, &p)
+			if p.Count <= lastCount {
+				t.Fatalf("count went from %d to %d", lastCount, p.Count)
+			}
+			if (p.Users == nil) != (p.Count > maxListedUsers) {
+				t.Fatalf("count %d came with users %v; want the list exactly while the room holds up to %d", p.Count, p.Users, maxListedUsers)
+			}
+			lastCount = p.Count
+		default:
+			t.Fatalf("watcher got %s %s", e.Type, e.Payload)
+		}
+	}
+	if len(named) != maxListedUsers-1 || named[0] != "guest0 joined" {
+		t.Fatalf("watcher saw %d join notices (%v), want the first %d by name", len(named), named, maxListedUsers-1)
+	}
+}
+
+func TestWaitingCountIsReplaced(t *testing.T) {
+	t.Parallel()
+	s := newServer(testConfig(t, nil), slog.New(slog.DiscardHandler))
+	// writing is set so that no writer starts: this client has no connection.
+	c := &client{countAt: -1, writing: true}
+	for _, f := range []string{"count1", "chat1", "count2", "count3"} {
+		s.enqueue(c, []byte(f), strings.HasPrefix(f, "count"))
+	}
+	got, _ := c.take(nil)
+	if fmt.Sprintf("%s", got) != "[count3 chat1]" {
+		t.Fatalf("queue = %s, want the newest count where the first waited, then the chat message", got)
+	}
+	s.enqueue(c, []byte("count4"), true)
+	s.enqueue(c, []byte("chat2"), false)
+	if got, _ := c.take(got); fmt.Sprintf("%s", got) != "[count4 chat2]" {
+		t.Fatalf("after a write, queue = %s, want a fresh count", got)
 	}
 }
 

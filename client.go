@@ -1,15 +1,66 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 )
+
+// Buffer sizes of an accepted connection. net/http's are 4 KiB each, but
+// most of a chat server's memory is idle connections, and a chat frame is a
+// few hundred bytes: a longer one, or a batch, is written past the buffer
+// in a second system call rather than costing every connection more.
+const (
+	readBufferSize  = 512
+	writeBufferSize = 512
+)
+
+// idleQueueCap is the largest queue array an idle client keeps, so steady
+// traffic allocates nothing per recipient while a burst's array is dropped.
+const idleQueueCap = 4
+
+// maxPooledBatch is the largest batch buffer kept for reuse.
+const maxPooledBatch = 64 << 10
+
+// client is one WebSocket connection and its queue of encoded frames.
+//
+// A client has a reader goroutine for as long as it is connected, and a
+// writer goroutine only while frames wait to be sent: an idle connection
+// costs one parked goroutine and its buffers.
+type client struct {
+	conn  *websocket.Conn
+	room  *room
+	name  string
+	batch bool // wants queued frames coalesced into newline-delimited messages
+
+	kicked bool // removed from the room as too slow; guarded by room.mu
+
+	mu        sync.Mutex // guards the queue state below; taken after room.mu
+	queue     [][]byte   // frames waiting for the writer, oldest first
+	countAt   int        // index in queue of a waiting userCount frame, or -1
+	writing   bool       // a writer goroutine is draining queue
+	goingAway bool       // shutdown: close with 1001 once queue is flushed
+
+	// Read loop state: the limiters are made when first needed, so an idle
+	// connection does not carry them.
+	limiter *rate.Limiter // flood control
+	abuse   *rate.Limiter // budget of rejected frames
+
+	pinger       *time.Timer  // next liveness check
+	writingSince atomic.Int64 // UnixNano when the write under way began; 0 when none
+}
 
 // readLimitFor is the largest frame read from a client. JSON can escape a
 // byte of text as six (\u0000), so an honest message of maxBytes always fits
@@ -18,40 +69,56 @@ func readLimitFor(maxBytes int) int64 {
 	return int64(6*maxBytes + 1024)
 }
 
-// serve runs the connection: the write loop in its own goroutine, the read
-// loop here. It returns when either side ends, after the writer has stopped.
-func (s *server) serveClient(ctx context.Context, c *client) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	c.conn.SetReadLimit(readLimitFor(s.cfg.MaxMessageBytes))
+// smallBuffers hands websocket.Accept the hijacked connection with buffers
+// of readBufferSize and writeBufferSize instead of net/http's, which are
+// released once the handler returns.
+type smallBuffers struct{ http.ResponseWriter }
 
-	writeErr := make(chan error, 1)
-	go func() {
-		err := s.writeLoop(ctx, c)
-		cancel()
-		writeErr <- err
-	}()
-	if s.isClosing() {
-		c.stopped.Do(func() { close(c.stop) }) // Joined while shutdown was collecting members.
+// Hijack takes over the connection, keeping any bytes the client already
+// sent behind its handshake.
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
 	}
-	readErr := s.readLoop(ctx, c)
-	cancel()
-	return errors.Join(readErr, <-writeErr)
+	var r io.Reader = conn
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+	}
+	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, readBufferSize), bufio.NewWriterSize(conn, writeBufferSize)), nil
 }
 
-// isClosing reports whether shutdown has begun.
-func (s *server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
+// newClient wraps an accepted connection.
+func (s *server) newClient(conn *websocket.Conn, r *room, batch bool) *client {
+	c := &client{
+		conn:    conn,
+		room:    r,
+		batch:   batch,
+		countAt: -1,
+	}
+	c.pinger = time.AfterFunc(s.cfg.PingInterval, func() { s.ping(c) })
+	return c
+}
+
+// serveClient reads from the connection until it ends, then takes the
+// client out of its room. It runs in its own goroutine, so that net/http's
+// per-request state is freed while the connection lives on.
+func (s *server) serveClient(c *client) {
+	err := s.readLoop(c)
+	c.pinger.Stop()
+	s.leave(c)
+	c.conn.CloseNow()
+	s.log.Debug("connection ended", "how", closeKind(err))
 }
 
 // readLoop reads frames until the connection ends. A bad frame gets an error
 // frame and the connection carries on, until rejections exhaust the abuse
-// budget.
-func (s *server) readLoop(ctx context.Context, c *client) error {
+// budget. Reads need no context: every way a connection ends closes it.
+func (s *server) readLoop(c *client) error {
+	c.conn.SetReadLimit(readLimitFor(s.cfg.MaxMessageBytes))
 	for {
-		typ, data, err := c.conn.Read(ctx)
+		typ, data, err := c.conn.Read(context.Background())
 		if err != nil {
 			return err
 		}
@@ -60,7 +127,7 @@ func (s *server) readLoop(ctx context.Context, c *client) error {
 			return errBinaryFrame
 		}
 		in, rejected := parseClientFrame(data, s.cfg.MaxMessageBytes)
-		if rejected == nil && c.limiter != nil && !c.limiter.Allow() {
+		if rejected == nil && s.flooding(c) {
 			rejected = &errorPayload{
 				Code:     codeRateLimited,
 				Text:     fmt.Sprintf("slow down: at most %g messages a second, %d at once", s.cfg.MessageRate, s.cfg.MessageBurst),
@@ -68,15 +135,34 @@ func (s *server) readLoop(ctx context.Context, c *client) error {
 			}
 		}
 		if rejected == nil {
-			s.publish(c, in)
+			if backlog := s.publish(c, in); backlog {
+				// On a busy core, let the writers drain before reading on:
+				// members who keep up are then never mistaken for slow ones.
+				runtime.Gosched()
+			}
 			continue
+		}
+		if c.abuse == nil {
+			c.abuse = rate.NewLimiter(abuseRate, abuseBurst)
 		}
 		if !c.abuse.Allow() {
 			c.conn.Close(websocket.StatusPolicyViolation, reasonAbuse)
 			return errAbuse
 		}
-		c.reply(encodeFrame(typeError, rejected))
+		s.enqueue(c, encodeFrame(typeError, rejected), false)
 	}
+}
+
+// flooding takes a token from c's flood control, and reports true when
+// there is none: the message must be refused.
+func (s *server) flooding(c *client) bool {
+	if s.cfg.MessageRate == 0 {
+		return false
+	}
+	if c.limiter == nil {
+		c.limiter = rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)
+	}
+	return !c.limiter.Allow()
 }
 
 // Errors that end a connection on the server's initiative.
@@ -85,107 +171,129 @@ var (
 	errAbuse       = errors.New("abuse budget exhausted")
 )
 
-// reply queues a frame for this client alone. If its queue is full the client
-// is already too slow and is about to be cut off, so the frame is dropped.
-func (c *client) reply(frame []byte) {
-	select {
-	case c.send <- frame:
-	default:
+// enqueue adds frame to c's queue and makes sure a writer is draining it.
+// A userCount frame (isCount) replaces one still waiting. It reports false,
+// queuing nothing, when the queue already holds SEND_BUFFER frames: the
+// client is too slow. It never blocks on I/O.
+func (s *server) enqueue(c *client, frame []byte, isCount bool) (ok, backlog bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if isCount && c.countAt >= 0 {
+		c.queue[c.countAt] = frame
+		return true, false
+	}
+	if len(c.queue) >= s.cfg.SendBuffer {
+		return false, true
+	}
+	if isCount {
+		c.countAt = len(c.queue)
+	}
+	c.queue = append(c.queue, frame)
+	if !c.writing {
+		c.writing = true
+		go s.writeLoop(c)
+	}
+	return true, len(c.queue) > s.cfg.SendBuffer/2
+}
+
+// goAway asks c's writer to close with 1001 once what is queued is sent.
+func (s *server) goAway(c *client) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.goingAway = true
+	if !c.writing {
+		c.writing = true
+		go s.writeLoop(c)
 	}
 }
 
-// writeLoop sends queued frames, pings the peer, and at shutdown flushes what
-// is queued before closing with 1001.
-func (s *server) writeLoop(ctx context.Context, c *client) error {
-	ping := time.NewTicker(s.cfg.PingInterval)
-	defer ping.Stop()
+// writeLoop sends what is queued, a batch at a time, and returns when the
+// queue is empty; enqueue starts it again. At shutdown it closes with 1001
+// once the queue is flushed. A failed write closes the connection, and the
+// writer is never started again for it.
+func (s *server) writeLoop(c *client) {
+	var frames [][]byte
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.stop:
-			if err := s.writeQueued(ctx, c, nil); err != nil {
-				return err
+		var goingAway bool
+		frames, goingAway = c.take(frames)
+		if frames == nil {
+			if goingAway {
+				c.conn.Close(websocket.StatusGoingAway, reasonRestarting)
 			}
-			return c.conn.Close(websocket.StatusGoingAway, reasonRestarting)
-		case f := <-c.send:
-			if err := s.writeQueued(ctx, c, f); err != nil {
-				return err
-			}
-		case <-ping.C:
-			go s.ping(ctx, c)
+			return
+		}
+		if err := s.writeFrames(c, frames); err != nil {
+			c.conn.CloseNow()
+			return
 		}
 	}
 }
 
-// writeQueued writes first (if any) and everything already queued behind it.
-// A batching client gets them as one newline-delimited message, so a backlog
-// costs one write instead of one per frame.
-func (s *server) writeQueued(ctx context.Context, c *client, first []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-	defer cancel()
-	if !c.batch {
-		if first != nil {
-			if err := c.conn.Write(ctx, websocket.MessageText, first); err != nil {
-				return err
-			}
+// take hands the writer everything queued in exchange for the batch it
+// wrote, or returns nil, ending the writer's turn, when nothing is queued.
+func (c *client) take(done [][]byte) (frames [][]byte, goingAway bool) {
+	clear(done) // The written frames can be collected.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		c.writing = false
+		if cap(done) > cap(c.queue) {
+			c.queue = done[:0]
 		}
-		for {
-			select {
-			case f := <-c.send:
-				if err := c.conn.Write(ctx, websocket.MessageText, f); err != nil {
-					return err
-				}
-			default:
-				return nil
-			}
+		if cap(c.queue) > idleQueueCap {
+			c.queue = nil
 		}
+		return nil, c.goingAway
 	}
-	return s.writeBatch(ctx, c, first)
+	frames, c.queue = c.queue, done[:0]
+	c.countAt = -1
+	return frames, false
 }
 
-// writeBatch writes first and the queued frames as one message.
-func (s *server) writeBatch(ctx context.Context, c *client, first []byte) error {
-	if first == nil {
-		select {
-		case first = <-c.send:
-		default:
-			return nil
-		}
-	}
-	w, err := c.conn.Writer(ctx, websocket.MessageText)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(first); err != nil {
-		return err
-	}
-	for more := true; more; {
-		select {
-		case f := <-c.send:
-			if _, err := w.Write(newline); err != nil {
+// writeFrames writes one batch within WRITE_TIMEOUT. A batching client gets
+// it as one newline-delimited message, so a backlog costs one write instead
+// of one per frame.
+func (s *server) writeFrames(c *client, frames [][]byte) error {
+	c.writingSince.Store(time.Now().UnixNano())
+	defer c.writingSince.Store(0)
+	ctx := context.Background() // watchWrites bounds the write.
+	if !c.batch || len(frames) == 1 {
+		for _, f := range frames {
+			if err := c.conn.Write(ctx, websocket.MessageText, f); err != nil {
 				return err
 			}
-			if _, err := w.Write(f); err != nil {
-				return err
-			}
-		default:
-			more = false
 		}
+		return nil
 	}
-	return w.Close()
+	buf := batchBuffers.Get().(*[]byte)
+	b := (*buf)[:0]
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		b = append(b, f...)
+	}
+	err := c.conn.Write(ctx, websocket.MessageText, b)
+	if cap(b) <= maxPooledBatch {
+		*buf = b
+		batchBuffers.Put(buf)
+	}
+	return err
 }
 
-// newline separates frames in a batched message.
-var newline = []byte{'\n'}
+// batchBuffers recycles the buffers batches are joined in.
+var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // ping checks that the peer still answers; one that does not within
 // PingInterval is cut off, so dead connections do not hold rooms open.
-func (s *server) ping(ctx context.Context, c *client) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PingInterval)
+func (s *server) ping(c *client) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PingInterval)
 	defer cancel()
 	err := c.conn.Ping(ctx)
-	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case err == nil:
+		c.pinger.Reset(s.cfg.PingInterval)
+	case errors.Is(err, context.DeadlineExceeded):
 		c.conn.Close(websocket.StatusPolicyViolation, reasonPingFailed)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"embed"
@@ -110,17 +109,14 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The origin was checked above against ALLOWED_ORIGINS and same-origin.
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		s.unreserve(rm)
 		return
 	}
 	c := s.newClient(conn, rm, r.URL.Query().Get("batch") == "1")
 	s.join(c, username)
-	err = s.serveClient(context.WithoutCancel(r.Context()), c)
-	s.leave(c)
-	conn.CloseNow()
-	s.log.Debug("connection ended", "how", closeKind(err))
+	go s.serveClient(c)
 }
 
 // writeReserveError maps reserve's refusals to statuses.
@@ -263,7 +259,7 @@ var roomCodeEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").Wi
 func (s *server) createRoom(capacity int) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing.Load() {
 		return "", errShuttingDown
 	}
 	for {

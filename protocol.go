@@ -46,8 +46,9 @@ const (
 	maxUsernameLen = 32 // in characters
 	maxClientIDLen = 64
 	// maxListedUsers is the largest room whose userCount frames carry the
-	// member list; past it they carry only the count, so a join in a crowd
-	// does not send every member a list of everyone.
+	// member list and whose joins and leaves are announced one by one. Past
+	// it, the count alone tells of arrivals: a crowd filling a room would
+	// otherwise send every member a notice and a list per newcomer.
 	maxListedUsers = 64
 )
 
