@@ -1,0 +1,498 @@
+//go:build linux
+
+package main
+
+// The load tool's two sides: the server under load, started as a process of
+// its own and read through /proc, and the members, real WebSocket clients
+// that count what reaches them.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// loadTarget is the server under load: a process this test started, or the
+// server at -load.url, whose process it cannot see.
+type loadTarget struct {
+	base string // http://host:port
+	pid  int    // 0 when the process is not ours to read
+}
+
+// wsURL is the address a member named username uses to join room.
+func (tg *loadTarget) wsURL(room, username string) string {
+	return "ws" + strings.TrimPrefix(tg.base, "http") + "/ws/" + room + "?batch=1&username=" + username
+}
+
+// stats reads the server process's figures; false when it is not visible.
+func (tg *loadTarget) stats(tb testing.TB) (procStats, bool) {
+	tb.Helper()
+	if tg.pid == 0 {
+		return procStats{}, false
+	}
+	s, err := readProcStats(tg.pid)
+	if err != nil {
+		tb.Fatalf("read server stats: %v", err)
+	}
+	return s, true
+}
+
+// loadTargetFor is -load.url, or else a fresh server process.
+func loadTargetFor(ctx context.Context, tb testing.TB) *loadTarget {
+	if *loadURL != "" {
+		return &loadTarget{base: strings.TrimSuffix(*loadURL, "/")}
+	}
+	return startServer(ctx, tb)
+}
+
+// startServer starts a server process on a free loopback port, waits until
+// its /healthz answers, and kills it when the test ends.
+func startServer(ctx context.Context, tb testing.TB) *loadTarget {
+	tb.Helper()
+	port, err := freePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := startProcess(port)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(p.stop)
+	tg := &loadTarget{base: "http://127.0.0.1:" + port, pid: p.cmd.Process.Pid}
+	if err := waitHealthy(ctx, tg.base, p); err != nil {
+		p.stop()
+		tb.Fatalf("server did not start: %v; it printed:\n%s", err, p.out.String())
+	}
+	return tg
+}
+
+// serverProcess is a started server and what it printed.
+type serverProcess struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer  // read only once exited is closed
+	exited chan struct{} // closed when the process has exited
+}
+
+// startProcess starts a server listening on port.
+func startProcess(port string) (*serverProcess, error) {
+	p := &serverProcess{cmd: serverCommand(port), exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	go func() {
+		p.cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// stop kills the process and waits for it. A load server needs no graceful
+// shutdown, and waiting for one would add seconds to every run.
+func (p *serverProcess) stop() {
+	p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// serverCommand runs -load.server, or this test binary as the server, on
+// port with flood control off, pinned as serverPinning decided. Everything
+// else comes from the inherited environment.
+func serverCommand(port string) *exec.Cmd {
+	env := append(os.Environ(), "PORT="+port, "MESSAGE_RATE=0")
+	bin := *loadServer
+	if bin == "" {
+		bin = testBinary()
+		env = append(env, loadServeEnv+"=1")
+	}
+	argv, _ := serverPinning()
+	argv = append(slices.Clone(argv), bin)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	return cmd
+}
+
+// testBinary is the path of this test binary.
+func testBinary() string {
+	if exe, err := os.Executable(); err == nil {
+		return exe
+	}
+	return os.Args[0]
+}
+
+// serverPinning decides once how servers are started: the taskset prefix
+// that pins them to -load.servercpu, or none, and a note saying which. It
+// tries taskset first, because a container may not offer that core.
+var serverPinning = sync.OnceValues(func() ([]string, string) {
+	if *loadServerCPU < 0 {
+		return nil, "server not pinned (-load.servercpu=-1)"
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		return nil, "server not pinned: no taskset on PATH"
+	}
+	cpu := strconv.Itoa(*loadServerCPU)
+	if out, err := exec.Command(taskset, "-c", cpu, "true").CombinedOutput(); err != nil {
+		return nil, fmt.Sprintf("server not pinned: taskset -c %s: %v %s", cpu, err, bytes.TrimSpace(out))
+	}
+	return []string{taskset, "-c", cpu}, "server pinned to CPU " + cpu
+})
+
+// freePort picks a loopback port the kernel says is free. The server binds
+// it itself, so another process could take it in between; that is rare.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	_, port, err := net.SplitHostPort(l.Addr().String())
+	return port, err
+}
+
+// waitHealthy polls /healthz until it answers, the process exits or ctx ends.
+func waitHealthy(ctx context.Context, base string, p *serverProcess) error {
+	for {
+		if _, err := healthClients(ctx, base); err == nil {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return errors.New("the process exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(joinPoll):
+		}
+	}
+}
+
+// healthClients asks /healthz how many WebSocket clients the server counts.
+func healthClients(ctx context.Context, base string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("/healthz: %s", resp.Status)
+	}
+	var h struct {
+		Clients int `json:"clients"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&h)
+	return h.Clients, err
+}
+
+// procStats is what /proc says about one process.
+type procStats struct {
+	cpu     time.Duration // user+system CPU since it started, in clockTick steps
+	rss     int64         // resident bytes now (VmRSS)
+	peakRSS int64         // most resident bytes so far (VmHWM)
+}
+
+// readProcStats reads /proc/PID/stat and /proc/PID/status.
+func readProcStats(pid int) (procStats, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStats{}, err
+	}
+	// The command name is in parentheses and may hold spaces; fields after
+	// it start at field 3 (state), so utime (14) and stime (15) are 11, 12.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(fields) < 13 {
+		return procStats{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	status, err3 := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return procStats{}, err
+	}
+	return procStats{
+		cpu:     time.Duration(utime+stime) * clockTick,
+		rss:     statusBytes(status, "VmRSS:"),
+		peakRSS: statusBytes(status, "VmHWM:"),
+	}, nil
+}
+
+// statusBytes reads a "Name:   123 kB" line of /proc/PID/status, where kB
+// means 1024 bytes; 0 when the line is missing.
+func statusBytes(status []byte, name string) int64 {
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// raiseFileLimit lifts this process's open-file soft limit to the hard
+// limit: thousands of connections need thousands of descriptors.
+func raiseFileLimit(tb testing.TB) {
+	tb.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		tb.Fatalf("getrlimit: %v", err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		tb.Fatalf("setrlimit: %v", err)
+	}
+}
+
+// loadMember is one load client: its connection and what its reader counted.
+type loadMember struct {
+	conn    *websocket.Conn
+	keepIDs bool          // keep every id, for order checks
+	done    chan struct{} // closed when the reader stops
+
+	chats atomic.Int64 // chatMessage envelopes received
+	users atomic.Int64 // count of the latest userCount envelope
+	last  atomic.Int64 // UnixNano when the latest chatMessage arrived
+
+	// Owned by the reader; read only once done is closed.
+	err        error           // why the reader stopped
+	lastID     uint64          // id of the latest chatMessage
+	outOfOrder int64           // chatMessages whose id did not exceed the one before
+	ids        []uint64        // every id, when keepIDs
+	latencies  []time.Duration // send to receipt, for messages whose text is a send time
+}
+
+// dialMembers joins n members, member i to room(i), with at most -load.dials
+// handshakes in flight, and starts their readers. They are closed when the
+// test ends.
+func dialMembers(ctx context.Context, tb testing.TB, tg *loadTarget, n int, room func(int) string, keepIDs bool) []*loadMember {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	members := make([]*loadMember, n)
+	tb.Cleanup(func() { closeMembers(members) })
+	var firstErr error
+	var once sync.Once
+	sem := make(chan struct{}, max(*loadDials, 1))
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			m, err := dialMember(ctx, tg.wsURL(room(i), "u"+strconv.Itoa(i)), keepIDs)
+			if err != nil {
+				once.Do(func() { firstErr = fmt.Errorf("member %d: %w", i, err) })
+				cancel() // The first failure says it all; stop dialing.
+				return
+			}
+			members[i] = m
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		tb.Fatalf("join %d members: %v", n, firstErr)
+	}
+	return members
+}
+
+// dialMember joins one member and starts its reader.
+func dialMember(ctx context.Context, url string, keepIDs bool) (*loadMember, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetReadLimit(loadReadLimit)
+	m := &loadMember{conn: conn, keepIDs: keepIDs, done: make(chan struct{})}
+	go m.read()
+	return m, nil
+}
+
+// closeMembers closes every member's connection and waits for its reader.
+func closeMembers(members []*loadMember) {
+	for _, m := range members {
+		if m != nil {
+			m.conn.CloseNow()
+		}
+	}
+	for _, m := range members {
+		if m != nil {
+			<-m.done
+		}
+	}
+}
+
+// read counts what arrives until the connection ends. It passes no context:
+// closing the connection stops it, and a context per read would cost more
+// than the counting does.
+func (m *loadMember) read() {
+	defer close(m.done)
+	var buf bytes.Buffer
+	for {
+		_, r, err := m.conn.Reader(context.Background())
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
+		if err != nil {
+			m.err = err
+			return
+		}
+		m.scan(buf.Bytes(), time.Now())
+	}
+}
+
+// Markers found in server envelopes without decoding them. JSON escapes every
+// quote inside a string, so these only ever match keys and type names, never
+// message text or usernames.
+var (
+	chatMarker      = []byte(`"type":"chatMessage"`)
+	userCountMarker = []byte(`"type":"userCount"`)
+	idKey           = []byte(`"id":`)
+	countKey        = []byte(`"count":`)
+	messageKey      = []byte(`"message":"`)
+)
+
+// scan counts the envelopes of one WebSocket message, one per line.
+func (m *loadMember) scan(msg []byte, now time.Time) {
+	for len(msg) > 0 {
+		line := msg
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line, msg = msg[:i], msg[i+1:]
+		} else {
+			msg = nil
+		}
+		switch {
+		case bytes.Contains(line, chatMarker):
+			m.chat(line, now)
+		case bytes.Contains(line, userCountMarker):
+			m.users.Store(int64(jsonUint(line, countKey)))
+		}
+	}
+}
+
+// chat counts one chatMessage, checks that its id exceeds the one before, and
+// records its latency when its text is a send time.
+func (m *loadMember) chat(line []byte, now time.Time) {
+	id := jsonUint(line, idKey)
+	if id <= m.lastID {
+		m.outOfOrder++
+	}
+	m.lastID = id
+	if m.keepIDs {
+		m.ids = append(m.ids, id)
+	}
+	if sent := jsonUint(line, messageKey); sent > 0 {
+		m.latencies = append(m.latencies, now.Sub(time.Unix(0, int64(sent))))
+	}
+	m.last.Store(now.UnixNano())
+	m.chats.Add(1) // Last, so that whoever sees the count also sees last.
+}
+
+// jsonUint parses the digits right after key in line; 0 when there are none.
+func jsonUint(line, key []byte) uint64 {
+	i := bytes.Index(line, key)
+	if i < 0 {
+		return 0
+	}
+	var n uint64
+	for _, c := range line[i+len(key):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
+}
+
+// say sends one chat message. text must need no JSON escaping.
+func (m *loadMember) say(ctx context.Context, text string) error {
+	return m.conn.Write(ctx, websocket.MessageText, []byte(`{"type":"chatMessage","payload":{"message":"`+text+`"}}`))
+}
+
+// isDone reports whether the member's reader has stopped.
+func (m *loadMember) isDone() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitJoined waits for the join notices to settle: every member still
+// connected has heard a userCount equal to the number still connected.
+func waitJoined(ctx context.Context, tb testing.TB, members []*loadMember) {
+	tb.Helper()
+	for {
+		live, agree := 0, 0
+		for _, m := range members {
+			if !m.isDone() {
+				live++
+			}
+		}
+		for _, m := range members {
+			if !m.isDone() && m.users.Load() == int64(live) {
+				agree++
+			}
+		}
+		if agree == live {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("join notices did not settle: %d of %d members heard the final count", agree, live)
+		case <-time.After(joinPoll):
+		}
+	}
+}
+
+// delivered is how many chatMessages members have received in all.
+func delivered(members []*loadMember) int64 {
+	var n int64
+	for _, m := range members {
+		n += m.chats.Load()
+	}
+	return n
+}
+
+// waitDelivered waits until members have received want chatMessages in all,
+// until none has arrived for settleQuiet (the rest are lost), or ctx ends.
+func waitDelivered(ctx context.Context, members []*loadMember, want int64) {
+	tick := time.NewTicker(deliveryPoll)
+	defer tick.Stop()
+	last, since := int64(-1), time.Now()
+	for {
+		got := delivered(members)
+		switch {
+		case got >= want:
+			return
+		case got != last:
+			last, since = got, time.Now()
+		case time.Since(since) > settleQuiet || len(liveMembers(members)) == 0:
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
