@@ -329,17 +329,57 @@ func (u *browserUser) open(url string) {
 
 // pressEnter presses Enter in the focused element without a char event, as
 // a keyboard does when the page handles the keydown.
-var pressEnter = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-	for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
-		_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
-			Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13,
-		})
-		if err != nil {
-			return err
+var pressEnter = pressKey("Enter", 13)
+
+// pressTab moves the focus on, as the Tab key does.
+var pressTab = pressKey("Tab", 9)
+
+// pressKey presses and releases one key that types no character.
+func pressKey(key string, keyCode int64) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+			_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
+				Type: typ, Key: key, Code: key, WindowsVirtualKeyCode: keyCode, NativeVirtualKeyCode: keyCode,
+			})
+			if err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+}
+
+// tabTo presses Tab until the element with id has the focus, as a person
+// using only the keyboard does.
+func (u *browserUser) tabTo(id string) {
+	u.t.Helper()
+	for range 40 {
+		if browserEval[string](u, `document.activeElement ? document.activeElement.id : ''`) == id {
+			return
+		}
+		u.do("press Tab", pressTab)
 	}
-	return nil
-})
+	u.fail("Tab to #"+id, fmt.Errorf("forty presses of Tab never reached it"))
+}
+
+// unlabelledControls lists the visible controls a screen reader could not
+// name: no label, aria-label, aria-labelledby or button text.
+const unlabelledControls = `() => [...document.querySelectorAll('button, input, textarea, select')]
+	.filter((el) => el.offsetParent !== null && el.type !== 'hidden')
+	.filter((el) => !(
+		(el.labels && [...el.labels].some((l) => l.textContent.trim())) ||
+		(el.getAttribute('aria-label') || '').trim() ||
+		(el.getAttribute('aria-labelledby') || '').split(' ').some((id) => id && document.getElementById(id) && document.getElementById(id).textContent.trim()) ||
+		(el.tagName === 'BUTTON' && el.textContent.trim())))
+	.map((el) => el.id || el.outerHTML.slice(0, 80))`
+
+// checkLabels fails the test for every visible control without a name.
+func (u *browserUser) checkLabels(screen string) {
+	u.t.Helper()
+	for _, c := range browserEval[[]string](u, "("+unlabelledControls+")()") {
+		u.t.Errorf("%s: on the %s, control %s has no accessible name", u.name, screen, c)
+	}
+}
 
 // type types text into the composer and presses Enter to send it.
 func (u *browserUser) say(text string) {
@@ -752,6 +792,32 @@ func TestBrowserComposer(t *testing.T) {
 	if n := browserEval[int](alice, `document.querySelectorAll('#message-list .msg').length`); n != 1 {
 		t.Errorf("%d messages after Enter past the limit, want the long one not sent", n)
 	}
+}
+
+func TestBrowserKeyboardOnly(t *testing.T) {
+	es := startE2EServer(t, nil)
+	b := startBrowser(t)
+	dana := newBrowserUser(t, b, "Dana")
+	dana.open(es.URL + "/")
+	dana.do("wait for the start screen", chromedp.WaitVisible(chromedp.ID("home-name")))
+	dana.checkLabels("start screen")
+
+	// Only keys from here on: Tab to the name, type it, Tab to the button,
+	// Enter.
+	dana.tabTo("home-name")
+	dana.do("type a name", chromedp.KeyEvent("Dana"))
+	dana.tabTo("create-room")
+	dana.do("start a room with Enter", chromedp.KeyEvent("\r")) // keydown, keypress, keyup, as a keyboard sends
+	dana.waitJoined()
+	dana.checkLabels("room")
+	if got := browserEval[string](dana, `document.getElementById('messages').getAttribute('aria-live')`); got != "polite" {
+		t.Errorf("message list aria-live = %q, want polite: a screen reader should read new messages", got)
+	}
+	dana.tabTo("composer-input")
+	dana.do("type and send with Enter", chromedp.KeyEvent("typed, never clicked"), pressEnter)
+	dana.waitMessage("Dana", "typed, never clicked")
+	dana.tabTo("copy-link") // Every control in the bar is reachable too.
+	dana.tabTo("leave")
 }
 
 func TestBrowserUnreadCountInTitle(t *testing.T) {
