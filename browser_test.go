@@ -515,6 +515,18 @@ func (u *browserUser) joinFromStart(baseURL, name, codeOrLink string) {
 	u.waitJoined()
 }
 
+// aliceAndBob starts a browser in which Alice starts a room and Bob joins it
+// from its link, each in a browser context of their own.
+func aliceAndBob(t *testing.T, es *e2eServer) (alice, bob *browserUser, code string) {
+	t.Helper()
+	b := startBrowser(t)
+	alice = newBrowserUser(t, b, "alice")
+	code = alice.createRoomFromStart(es.URL, "Alice", "create-room")
+	bob = newBrowserUser(t, b, "bob")
+	bob.joinFromLink(es.URL+"/r/"+code, "Bob")
+	return alice, bob, code
+}
+
 func TestBrowserTwoPeopleChat(t *testing.T) {
 	es := startE2EServer(t, nil)
 	b := startBrowser(t)
@@ -655,11 +667,7 @@ func TestBrowserMessagesAreText(t *testing.T) {
 
 func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	es := startE2EServer(t, nil)
-	b := startBrowser(t)
-	alice := newBrowserUser(t, b, "alice")
-	code := alice.createRoomFromStart(es.URL, "Alice", "create-room")
-	bob := newBrowserUser(t, b, "bob")
-	bob.joinFromLink(es.URL+"/r/"+code, "Bob")
+	alice, bob, code := aliceAndBob(t, es)
 	alice.say("before the restart")
 	bob.waitMessage("Alice", "before the restart")
 
@@ -692,11 +700,7 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 
 func TestBrowserReconnectsAfterDropWithoutDuplicates(t *testing.T) {
 	es := startE2EServer(t, nil)
-	b := startBrowser(t)
-	alice := newBrowserUser(t, b, "alice")
-	code := alice.createRoomFromStart(es.URL, "Alice", "create-room")
-	bob := newBrowserUser(t, b, "bob")
-	bob.joinFromLink(es.URL+"/r/"+code, "Bob")
+	alice, bob, _ := aliceAndBob(t, es)
 	alice.say("one")
 	bob.say("two")
 	alice.waitMessage("Bob", "two")
@@ -822,11 +826,7 @@ func TestBrowserKeyboardOnly(t *testing.T) {
 
 func TestBrowserUnreadCountInTitle(t *testing.T) {
 	es := startE2EServer(t, nil)
-	b := startBrowser(t)
-	alice := newBrowserUser(t, b, "alice")
-	code := alice.createRoomFromStart(es.URL, "Alice", "create-room")
-	bob := newBrowserUser(t, b, "bob")
-	bob.joinFromLink(es.URL+"/r/"+code, "Bob")
+	alice, bob, _ := aliceAndBob(t, es)
 
 	// Headless tabs are always visible, so Bob's page is told it is hidden.
 	setHidden := func(hidden bool) {
