@@ -90,14 +90,7 @@ func (l *e2eListener) closeAll() {
 // listener and stops it when the test ends.
 func startE2EServer(t *testing.T, environ map[string]string) *e2eServer {
 	t.Helper()
-	if environ == nil {
-		environ = map[string]string{}
-	}
-	cfg, err := loadConfig(environ)
-	if err != nil {
-		t.Fatalf("loadConfig(%v): %v", environ, err)
-	}
-	es := &e2eServer{t: t, cfg: cfg, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	es := &e2eServer{t: t, cfg: testConfig(t, environ), logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	es.live.Store(es.newBackend())
 	es.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		es.live.Load().handler.ServeHTTP(w, r)
