@@ -107,9 +107,11 @@ func (s *server) newClient(conn *websocket.Conn, r *room, batch bool) *client {
 func (s *server) serveClient(c *client) {
 	err := s.readLoop(c)
 	c.pinger.Stop()
+	// Logged before leave releases the connection, so that a finished
+	// shutdown has every line written.
+	s.log.Debug("connection ended", "how", closeKind(err))
 	s.leave(c)
 	c.conn.CloseNow()
-	s.log.Debug("connection ended", "how", closeKind(err))
 }
 
 // readLoop reads frames until the connection ends. A bad frame gets an error
@@ -250,16 +252,13 @@ func (c *client) take(done [][]byte) (frames [][]byte, goingAway bool) {
 	return frames, false
 }
 
-// writeFrames writes one batch within WRITE_TIMEOUT. A batching client gets
-// it as one newline-delimited message, so a backlog costs one write instead
-// of one per frame.
+// writeFrames writes one batch. A batching client gets it as one
+// newline-delimited message, so a backlog costs one write instead of one per
+// frame.
 func (s *server) writeFrames(c *client, frames [][]byte) error {
-	c.writingSince.Store(time.Now().UnixNano())
-	defer c.writingSince.Store(0)
-	ctx := context.Background() // watchWrites bounds the write.
 	if !c.batch || len(frames) == 1 {
 		for _, f := range frames {
-			if err := c.conn.Write(ctx, websocket.MessageText, f); err != nil {
+			if err := c.write(f); err != nil {
 				return err
 			}
 		}
@@ -273,12 +272,20 @@ func (s *server) writeFrames(c *client, frames [][]byte) error {
 		}
 		b = append(b, f...)
 	}
-	err := c.conn.Write(ctx, websocket.MessageText, b)
+	err := c.write(b)
 	if cap(b) <= maxPooledBatch {
 		*buf = b
 		batchBuffers.Put(buf)
 	}
 	return err
+}
+
+// write sends one WebSocket message, marked for watchWrites, which cuts
+// the connection if it takes longer than WRITE_TIMEOUT.
+func (c *client) write(msg []byte) error {
+	c.writingSince.Store(time.Now().UnixNano())
+	defer c.writingSince.Store(0)
+	return c.conn.Write(context.Background(), websocket.MessageText, msg)
 }
 
 // batchBuffers recycles the buffers batches are joined in.
