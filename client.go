@@ -214,6 +214,9 @@ func (s *server) goAway(c *client) {
 // once the queue is flushed. A failed write closes the connection, and the
 // writer is never started again for it.
 func (s *server) writeLoop(c *client) {
+	// Let whoever woke this writer finish what it is doing first: in a
+	// burst, the room queues more, and the write carries more.
+	runtime.Gosched()
 	var frames [][]byte
 	for {
 		var goingAway bool
