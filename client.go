@@ -191,10 +191,7 @@ func (s *server) enqueue(c *client, frame []byte, isCount bool) (ok, backlog boo
 		c.countAt = len(c.queue)
 	}
 	c.queue = append(c.queue, frame)
-	if !c.writing {
-		c.writing = true
-		go s.writeLoop(c)
-	}
+	s.startWriterLocked(c)
 	return true, len(c.queue) > s.cfg.SendBuffer/2
 }
 
@@ -203,6 +200,12 @@ func (s *server) goAway(c *client) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.goingAway = true
+	s.startWriterLocked(c)
+}
+
+// startWriterLocked starts c's writer unless one is already draining its
+// queue. c.mu is held.
+func (s *server) startWriterLocked(c *client) {
 	if !c.writing {
 		c.writing = true
 		go s.writeLoop(c)
