@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/time/rate"
 )
 
 // Close reasons sent to clients. They are fixed strings: a reason never
@@ -43,12 +42,15 @@ type server struct {
 	cfg     config
 	log     *slog.Logger
 	static  map[string]staticFile
-	creates *ipLimiter
+	creates *ipLimiter // new rooms per IP, named or created
+	joins   *ipLimiter // WebSocket joins per IP
+	history historyBudget
 
 	mu      sync.Mutex
 	rooms   map[string]*room
-	clients int         // joined plus reserved connections, for MAX_CLIENTS
-	closing atomic.Bool // set once, under mu, when shutdown begins
+	clients int            // joined plus reserved connections, for MAX_CLIENTS
+	perIP   map[string]int // the same, by client IP, for MAX_CONNS_PER_IP
+	closing atomic.Bool    // set once, under mu, when shutdown begins
 
 	conns     sync.WaitGroup     // WebSocket handlers still running
 	stopWatch context.CancelFunc // ends watchWrites
@@ -60,14 +62,18 @@ type room struct {
 	name     string
 	capacity int
 
-	mu       sync.Mutex
-	members  []*client
-	pending  int // connections reserved but not yet joined
-	history  [][]byte
-	histNext int // where the next frame goes once history is full
-	lastID   uint64
-	idle     *time.Timer
-	idleGen  int // invalidates a timer that fired while the room was re-entered
+	// lastActive orders rooms for trimming history, least recent first: the
+	// server's activity count at this room's latest message.
+	lastActive atomic.Uint64
+
+	mu        sync.Mutex
+	members   []*client
+	pending   int      // connections reserved but not yet joined
+	history   [][]byte // encoded chatMessage frames, oldest first
+	histBytes int      // their total length
+	lastID    uint64
+	idle      *time.Timer
+	idleGen   int // invalidates a timer that fired while the room was re-entered
 }
 
 // newServer builds a server with no rooms.
@@ -77,8 +83,11 @@ func newServer(cfg config, logger *slog.Logger) *server {
 		cfg:       cfg,
 		log:       logger,
 		static:    loadStatic(),
-		creates:   newIPLimiter(rate.Limit(cfg.RoomCreateRate/60), max(1, int(cfg.RoomCreateRate))),
+		creates:   perMinute(cfg.RoomCreateRate),
+		joins:     perMinute(cfg.JoinRate),
+		history:   historyBudget{limit: int64(cfg.HistoryTotalBytes)},
 		rooms:     make(map[string]*room),
+		perIP:     make(map[string]int),
 		stopWatch: stop,
 	}
 	go s.watchWrites(ctx)
@@ -124,31 +133,69 @@ func (s *server) stuckWriters(now time.Time) []*client {
 }
 
 // reserve finds or creates the room and holds a place in it for a client
-// that is about to upgrade. Every successful reserve ends in join or
+// from ip that is about to upgrade. Every successful reserve ends in join or
 // unreserve.
-func (s *server) reserve(name string) (*room, error) {
+func (s *server) reserve(name, ip string) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return nil, errShuttingDown
-	}
-	if s.clients >= s.cfg.MaxClients {
-		return nil, errServerFull
-	}
-	r, err := s.roomLocked(name, s.cfg.MaxRoomClients)
-	if err != nil {
+	if err := s.admitLocked(name, ip, true); err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.members)+r.pending >= r.capacity {
-		return nil, errRoomFull
+	r := s.rooms[name]
+	if r == nil {
+		r = &room{name: name, capacity: s.cfg.MaxRoomClients}
+		s.rooms[name] = r
 	}
+	r.mu.Lock()
 	r.pending++
 	r.stopIdleLocked()
+	r.mu.Unlock()
 	s.clients++
+	s.perIP[ip]++
 	s.conns.Add(1)
 	return r, nil
+}
+
+// check answers what reserve would, without reserving, creating or taking
+// anything.
+func (s *server) check(name, ip string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.admitLocked(name, ip, false)
+}
+
+// admitLocked decides whether a client from ip may join the named room:
+// server, per-IP and room capacity, then the per-IP join rate and, for a
+// room that does not exist yet, the per-IP rate of new rooms. take spends
+// the rate tokens; without it the rates are only looked at.
+func (s *server) admitLocked(name, ip string, take bool) error {
+	switch {
+	case s.closing.Load():
+		return errShuttingDown
+	case s.clients >= s.cfg.MaxClients:
+		return errServerFull
+	case s.cfg.MaxConnsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnsPerIP:
+		return errTooManyConns
+	}
+	r := s.rooms[name]
+	if r == nil && len(s.rooms) >= s.cfg.MaxRooms {
+		return errServerFull
+	}
+	if r != nil {
+		r.mu.Lock()
+		full := len(r.members)+r.pending >= r.capacity
+		r.mu.Unlock()
+		if full {
+			return errRoomFull
+		}
+	}
+	if err := limited(s.joins, ip, take, "too many joins from this address; try again later"); err != nil {
+		return err
+	}
+	if r == nil {
+		return limited(s.creates, ip, take, "too many new rooms from this address; try again later")
+	}
+	return nil
 }
 
 // roomLocked returns the named room, creating it with capacity if it does
@@ -165,44 +212,22 @@ func (s *server) roomLocked(name string, capacity int) (*room, error) {
 	return r, nil
 }
 
-// check answers what reserve would, without reserving or creating anything.
-func (s *server) check(name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.closing.Load():
-		return errShuttingDown
-	case s.clients >= s.cfg.MaxClients:
-		return errServerFull
-	}
-	r := s.rooms[name]
-	if r == nil {
-		if len(s.rooms) >= s.cfg.MaxRooms {
-			return errServerFull
-		}
-		return nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.members)+r.pending >= r.capacity {
-		return errRoomFull
-	}
-	return nil
-}
-
 // unreserve gives back a place whose upgrade failed.
-func (s *server) unreserve(r *room) {
+func (s *server) unreserve(r *room, ip string) {
 	r.mu.Lock()
 	r.pending--
 	s.idleIfEmptyLocked(r)
 	r.mu.Unlock()
-	s.release()
+	s.release(ip)
 }
 
-// release ends one connection's claim on MAX_CLIENTS.
-func (s *server) release() {
+// release ends one connection's claim on MAX_CLIENTS and MAX_CONNS_PER_IP.
+func (s *server) release(ip string) {
 	s.mu.Lock()
 	s.clients--
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
 	s.mu.Unlock()
 	s.conns.Done()
 }
@@ -244,25 +269,34 @@ func (s *server) leave(c *client) {
 	}
 	s.idleIfEmptyLocked(r)
 	r.mu.Unlock()
-	s.release()
+	s.release(c.ip)
 }
 
 // publish stamps a message with the sender's name, the next id and the time,
 // keeps it in history and fans it out, all under the room lock so that every
 // member sees one order. It reports whether a member's queue is backlogged.
+//
+// Past HISTORY_TOTAL_BYTES, it then trims the history of the least recently
+// active rooms, outside the room lock.
 func (s *server) publish(c *client, in inboundMessage) (backlog bool) {
 	r := c.room
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if c.kicked {
+		r.mu.Unlock()
 		return false
 	}
 	r.lastID++
 	frame := encodeFrame(typeChatMessage, chatMessagePayload{
 		ID: r.lastID, Username: c.name, Message: in.Message, TS: nowMillis(), ClientID: in.ClientID,
 	})
-	r.rememberLocked(frame, s.cfg.HistorySize)
-	return s.broadcastLocked(r, frame, false)
+	r.lastActive.Store(s.history.activity.Add(1))
+	s.history.add(r.rememberLocked(frame, s.cfg.HistorySize, int(s.cfg.HistoryBytes)))
+	backlog = s.broadcastLocked(r, frame, false)
+	r.mu.Unlock()
+	if s.history.over() {
+		s.trimHistory()
+	}
+	return backlog
 }
 
 // broadcastLocked hands the same bytes to every member of r without
@@ -323,23 +357,38 @@ func (r *room) userCountLocked() []byte {
 	return encodeFrame(typeUserCount, p)
 }
 
-// rememberLocked appends frame to the rolling history, allocating it only
-// when a room first speaks.
-func (r *room) rememberLocked(frame []byte, size int) {
+// rememberLocked appends frame to the history, then drops the oldest frames
+// while the room holds more than size frames or maxBytes bytes. It returns
+// how many bytes the history grew by, which may be negative.
+func (r *room) rememberLocked(frame []byte, size, maxBytes int) int {
 	if size == 0 {
-		return
+		return 0
 	}
-	if len(r.history) < size {
-		r.history = append(r.history, frame)
-		return
+	before := r.histBytes
+	r.history = append(r.history, frame)
+	r.histBytes += len(frame)
+	for len(r.history) > size || r.histBytes > maxBytes {
+		r.dropOldestLocked()
 	}
-	r.history[r.histNext] = frame
-	r.histNext = (r.histNext + 1) % size
+	return r.histBytes - before
+}
+
+// dropOldestLocked forgets the oldest frame in the history and returns its
+// length.
+func (r *room) dropOldestLocked() int {
+	n := len(r.history[0])
+	r.history[0] = nil // The frame can be collected; append reuses the array.
+	r.history = r.history[1:]
+	r.histBytes -= n
+	if len(r.history) == 0 {
+		r.history = nil
+	}
+	return n
 }
 
 // orderedHistoryLocked returns the history oldest first.
 func (r *room) orderedHistoryLocked() [][]byte {
-	return append(r.history[r.histNext:len(r.history):len(r.history)], r.history[:r.histNext]...)
+	return r.history
 }
 
 // idleIfEmptyLocked arms the timer that destroys an empty room with its
@@ -375,7 +424,8 @@ func (s *server) expire(r *room, gen int) {
 	if s.rooms[r.name] == r {
 		delete(s.rooms, r.name)
 	}
-	r.history = nil
+	s.history.add(-r.histBytes)
+	r.history, r.histBytes = nil, 0
 	s.log.Debug("room expired", "rooms", len(s.rooms))
 }
 

@@ -43,7 +43,8 @@ type client struct {
 	conn  *websocket.Conn
 	room  *room
 	name  string
-	batch bool // wants queued frames coalesced into newline-delimited messages
+	ip    string // client IP, for MAX_CONNS_PER_IP
+	batch bool   // wants queued frames coalesced into newline-delimited messages
 
 	kicked bool // removed from the room as too slow; guarded by room.mu
 

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,11 +18,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/time/rate"
 )
 
 // contentSecurityPolicy lets pages load only their own scripts, styles and
@@ -93,17 +90,18 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, codeOriginNotAllowed, "this origin may not open WebSockets here")
 		return
 	}
+	ip := s.clientIP(r)
 	if !isWebSocketUpgrade(r) {
 		// A plain GET learns why a handshake would fail, which a browser's
 		// WebSocket API cannot tell it.
-		if err := s.check(name); err != nil {
+		if err := s.check(name, ip); err != nil {
 			writeReserveError(w, err)
 			return
 		}
 		writeError(w, http.StatusUpgradeRequired, codeUpgradeRequired, "this endpoint speaks WebSocket")
 		return
 	}
-	rm, err := s.reserve(name)
+	rm, err := s.reserve(name, ip)
 	if err != nil {
 		writeReserveError(w, err)
 		return
@@ -111,24 +109,32 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 	// The origin was checked above against ALLOWED_ORIGINS and same-origin.
 	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
-		s.unreserve(rm)
+		s.unreserve(rm, ip)
 		return
 	}
 	c := s.newClient(conn, rm, r.URL.Query().Get("batch") == "1")
+	c.ip = ip
 	s.join(c, username)
 	go s.serveClient(c)
 }
 
 // writeReserveError maps reserve's refusals to statuses.
 func writeReserveError(w http.ResponseWriter, err error) {
+	var limited *rateLimitedError
 	switch {
+	case errors.As(err, &limited):
+		setRetryAfter(w, limited.wait)
+		writeError(w, http.StatusTooManyRequests, codeRateLimited, err.Error())
+	case errors.Is(err, errTooManyConns):
+		setRetryAfter(w, retryTooMany)
+		writeError(w, http.StatusTooManyRequests, codeTooManyConns, err.Error())
 	case errors.Is(err, errRoomFull):
 		writeError(w, http.StatusConflict, codeRoomFull, err.Error())
 	case errors.Is(err, errShuttingDown):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, codeShuttingDown, err.Error())
 	default:
-		w.Header().Set("Retry-After", "30")
+		setRetryAfter(w, retryServerFull)
 		writeError(w, http.StatusServiceUnavailable, codeServerFull, err.Error())
 	}
 }
@@ -234,9 +240,8 @@ func (s *server) createRoomHandler(w http.ResponseWriter, r *http.Request) {
 			"body is optional; if given it is {\"capacity\": N} with N from 2 to "+strconv.Itoa(s.cfg.MaxRoomClients))
 		return
 	}
-	if wait, ok := s.creates.allow(s.clientIP(r)); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many rooms created from this address; try again later")
+	if err := limited(s.creates, s.clientIP(r), true, "too many new rooms from this address; try again later"); err != nil {
+		writeReserveError(w, err)
 		return
 	}
 	if req.Capacity == 0 {
@@ -286,8 +291,9 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-// clientIP is the address room creation is limited by: the trusted proxy's
-// header when CLIENT_IP_HEADER names one, else the peer address.
+// clientIP is the address per-IP limits count by: the trusted proxy's
+// header when CLIENT_IP_HEADER names one, else the peer address. Behind a
+// proxy without the header, every client shares the proxy's address.
 func (s *server) clientIP(r *http.Request) string {
 	if h := s.cfg.ClientIPHeader; h != "" {
 		if v := r.Header.Get(h); v != "" {
@@ -300,52 +306,6 @@ func (s *server) clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// ipLimiter keeps one token bucket per client IP and forgets buckets that
-// have refilled, so its memory follows the number of recent clients.
-type ipLimiter struct {
-	limit rate.Limit
-	burst int
-
-	mu        sync.Mutex
-	buckets   map[string]*rate.Limiter
-	lastSweep time.Time
-}
-
-// newIPLimiter allows each IP limit events a second with burst; a zero
-// limit allows everything.
-func newIPLimiter(limit rate.Limit, burst int) *ipLimiter {
-	return &ipLimiter{limit: limit, burst: burst, buckets: make(map[string]*rate.Limiter)}
-}
-
-// allow takes a token for ip, or says how long until one is free.
-func (l *ipLimiter) allow(ip string) (time.Duration, bool) {
-	if l.limit == 0 {
-		return 0, true
-	}
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) > time.Minute {
-		for k, b := range l.buckets {
-			if b.TokensAt(now) >= float64(l.burst) {
-				delete(l.buckets, k)
-			}
-		}
-		l.lastSweep = now
-	}
-	b := l.buckets[ip]
-	if b == nil {
-		b = rate.NewLimiter(l.limit, l.burst)
-		l.buckets[ip] = b
-	}
-	res := b.ReserveN(now, 1)
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return d, false
-	}
-	return 0, true
 }
 
 // staticFiles is the web UI, embedded so the binary is the whole product.

@@ -57,9 +57,25 @@ type config struct {
 	// MessageBurst is how many messages may be sent at once above MessageRate.
 	// Defaults to 10.
 	MessageBurst int `env:"MESSAGE_BURST" envDefault:"10" help:"messages a connection may send in a burst"`
-	// RoomCreateRate is how many rooms one IP address may create per minute
-	// through POST /api/rooms. Defaults to 10; 0 disables the limit.
-	RoomCreateRate float64 `env:"ROOM_CREATE_RATE" envDefault:"10" help:"rooms one client IP may create per minute; 0 disables the limit"`
+	// RoomCreateRate is how many new rooms one IP address may start per
+	// minute, through POST /api/rooms or by joining a name no room has yet.
+	// Defaults to 10; 0 disables the limit.
+	RoomCreateRate float64 `env:"ROOM_CREATE_RATE" envDefault:"10" help:"new rooms one client IP may start per minute, created or joined by a new name; 0 disables the limit"`
+	// JoinRate is how many WebSocket joins one IP address may make per
+	// minute. Defaults to 120; 0 disables the limit.
+	JoinRate float64 `env:"JOIN_RATE" envDefault:"120" help:"WebSocket joins one client IP may make per minute; 0 disables the limit"`
+	// MaxConnsPerIP caps the WebSocket connections of one client IP, enough
+	// for an office behind one NAT address. Defaults to 200; 0 disables it.
+	MaxConnsPerIP int `env:"MAX_CONNS_PER_IP" envDefault:"200" help:"most WebSocket connections from one client IP; 0 disables the cap"`
+	// HistoryBytes caps one room's history in encoded bytes. Defaults to 256KiB.
+	HistoryBytes byteSize `env:"HISTORY_BYTES" envDefault:"256KiB" help:"most bytes of history one room keeps; the oldest messages give way"`
+	// HistoryTotalBytes caps the history of all rooms together; past it, the
+	// least recently active rooms lose their oldest history first. Defaults
+	// to a quarter of MEMORY_LIMIT, at most 64MiB; 64MiB without a limit.
+	HistoryTotalBytes byteSize `env:"HISTORY_TOTAL_BYTES" help:"most bytes of history across all rooms; default a quarter of MEMORY_LIMIT, at most 64MiB"`
+	// MemoryLimit is the Go runtime's soft memory limit. Defaults to
+	// GOMEMLIMIT if set, else 90% of the cgroup's memory limit, else none.
+	MemoryLimit byteSize `env:"MEMORY_LIMIT" help:"soft memory limit, e.g. 200MiB; default GOMEMLIMIT, else 90% of the cgroup memory limit, else none"`
 	// ClientIPHeader names a header set by a trusted proxy that carries the
 	// client's IP (e.g. Fly-Client-IP). Empty uses the connection's address.
 	ClientIPHeader string `env:"CLIENT_IP_HEADER" help:"header a trusted proxy sets to the client IP, e.g. Fly-Client-IP; empty uses the peer address"`
@@ -82,6 +98,7 @@ func loadConfig(environ map[string]string) (config, error) {
 		return cfg, explainEnvError(err)
 	}
 	cfg.Environment = strings.ToLower(strings.TrimSpace(cfg.Environment))
+	cfg.resolveMemory(runtimeMemoryLimit(), cgroupMemoryLimit())
 	return cfg, cfg.validate()
 }
 
@@ -131,6 +148,14 @@ func (c config) validate() error {
 	check(c.MessageRate >= 0, "MESSAGE_RATE", "%v is negative", c.MessageRate)
 	check(c.MessageBurst >= 1, "MESSAGE_BURST", "%d must be at least 1", c.MessageBurst)
 	check(c.RoomCreateRate >= 0, "ROOM_CREATE_RATE", "%v is negative", c.RoomCreateRate)
+	check(c.JoinRate >= 0, "JOIN_RATE", "%v is negative", c.JoinRate)
+	check(c.MaxConnsPerIP >= 0, "MAX_CONNS_PER_IP", "%d is negative", c.MaxConnsPerIP)
+	// A frame is at most twice its text (see escapesLong) plus the envelope.
+	check(int(c.HistoryBytes) >= maxFrameBytes(c.MaxMessageBytes), "HISTORY_BYTES",
+		"%v must hold one message of MAX_MESSAGE_BYTES (%d bytes encoded)", c.HistoryBytes, maxFrameBytes(c.MaxMessageBytes))
+	check(c.HistoryTotalBytes >= c.HistoryBytes, "HISTORY_TOTAL_BYTES",
+		"%v must be at least HISTORY_BYTES (%v)", c.HistoryTotalBytes, c.HistoryBytes)
+	check(c.MemoryLimit == 0 || c.MemoryLimit >= 16<<20, "MEMORY_LIMIT", "%v is below 16MiB", c.MemoryLimit)
 	check(c.PingInterval > 0, "PING_INTERVAL", "%v must be positive", c.PingInterval)
 	check(c.WriteTimeout > 0, "WRITE_TIMEOUT", "%v must be positive", c.WriteTimeout)
 	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "%v must be positive", c.ShutdownTimeout)
@@ -201,6 +226,7 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	logger := newLogger(cfg, os.Stderr)
+	applyMemoryLimit(cfg)
 	l, err := listen(net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ const (
 // clients switch on them.
 const (
 	codeRateLimited      = "rate_limited"
+	codeTooManyConns     = "too_many_connections"
 	codeMessageTooLong   = "message_too_long"
 	codeBadMessage       = "bad_message"
 	codeBadRoom          = "bad_room"
@@ -110,12 +111,16 @@ type inboundMessage struct {
 }
 
 // encodeFrame encodes one envelope; the result is shared by every recipient.
+// It does not HTML-escape: every client renders text as text, and escaping
+// would store and send "<" as the six bytes \u003c.
 func encodeFrame(typ string, payload any) []byte {
-	b, err := json.Marshal(outEnvelope{Type: typ, Payload: payload})
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(outEnvelope{Type: typ, Payload: payload}); err != nil {
 		panic(fmt.Sprintf("encode %s frame: %v", typ, err)) // Only plain structs are encoded.
 	}
-	return b
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'})
 }
 
 // nowMillis is the ts of frames.
@@ -147,8 +152,26 @@ func parseClientFrame(data []byte, maxBytes int) (inboundMessage, *errorPayload)
 		return in, tagged(codeBadMessage, "message is empty")
 	case len(in.Message) > maxBytes:
 		return in, tagged(codeMessageTooLong, fmt.Sprintf("message is %d bytes; the limit is %d", len(in.Message), maxBytes))
+	case strings.ContainsFunc(in.Message, escapesLong):
+		return in, tagged(codeBadMessage, "message holds control characters; only tab and line breaks are allowed")
 	}
 	return in, nil
+}
+
+// maxFrameBytes bounds the encoded chatMessage frame of a message of
+// maxBytes: twice the text (see escapesLong) plus the envelope, the id,
+// the name, the time and the client's tag.
+func maxFrameBytes(maxBytes int) int {
+	return 2*maxBytes + 512
+}
+
+// escapesLong reports the characters a message may not hold: the control
+// characters that JSON writes as six bytes (\u0001). Tab, line feed and
+// carriage return stay allowed as two bytes each, so an encoded message is
+// never more than twice its text (a quote, a backslash, or U+2028 and
+// U+2029, which encoding/json always escapes, are the other doublings).
+func escapesLong(r rune) bool {
+	return r < 0x20 && r != '\t' && r != '\n' && r != '\r'
 }
 
 // validClientID accepts the short opaque tags a UI uses to match echoes.
