@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -176,6 +177,15 @@ func TestFlyEnv(t *testing.T) {
 	}
 	if cfg.ClientIPHeader != "Fly-Client-IP" {
 		t.Errorf("CLIENT_IP_HEADER = %q, want Fly-Client-IP, the header Fly's proxy sets", cfg.ClientIPHeader)
+	}
+	// A VM has no cgroup limit to default from: the soft limit must be set,
+	// below the VM's memory with room for the kernel.
+	vm := int64(0)
+	if len(fc.VM) == 1 {
+		fmt.Sscanf(fc.VM[0].Memory, "%dmb", &vm)
+	}
+	if lim := int64(cfg.MemoryLimit); lim == 0 || lim > vm<<20*7/8 {
+		t.Errorf("MEMORY_LIMIT = %v, want one set below 7/8 of the VM's %d MB", cfg.MemoryLimit, vm)
 	}
 }
 

@@ -91,7 +91,12 @@ type serverProcess struct {
 
 // startProcess starts a server listening on port.
 func startProcess(port string) (*serverProcess, error) {
-	p := &serverProcess{cmd: serverCommand(port), exited: make(chan struct{})}
+	return startCommand(serverCommand(port))
+}
+
+// startCommand starts a server process and collects what it prints.
+func startCommand(cmd *exec.Cmd) (*serverProcess, error) {
+	p := &serverProcess{cmd: cmd, exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start server: %w", err)

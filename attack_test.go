@@ -1,0 +1,465 @@
+//go:build linux
+
+package main
+
+// The attack test: one visitor, and then a crowd of addresses, try to take
+// a small server down, while two honest people chat. It runs the server as
+// a process of its own, as the load tool does, so that /proc shows the
+// server's memory alone.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// attackServer is the server binary the attack test starts; empty runs this
+// tree's. Naming an older build shows what the attack did before.
+var attackServer = flag.String("attack.server", "", "server binary to attack (e.g. hallway built from another commit); empty runs this tree's server")
+
+// The attack's settings: the server's environment as a small public
+// deployment sets it (see README.md, Running in public), and the attack's
+// size. The client IP comes from a trusted header so that one test process
+// can be one attacker, a crowd and the honest users.
+const (
+	attackMemoryLimit = 64 << 20
+	// attackRSSBound is the documented bound on the server's peak RSS under
+	// this attack: MEMORY_LIMIT plus what the Go runtime does not count
+	// (goroutine stacks, socket buffers it reads into, fragmentation).
+	attackRSSBound = attackMemoryLimit + 48<<20
+	attackIP       = "203.0.113.7"
+	// attackConnCap is MAX_CONNS_PER_IP, low enough to reach before the
+	// join rate (120 a minute) refuses first.
+	attackConnCap = 50
+	// attackNewRooms is how many new names the attacker joins; ten are
+	// allowed a minute.
+	attackNewRooms = 30
+	// attackCrowd is how many addresses the crowd uses, each starting as many
+	// rooms as ROOM_CREATE_RATE allows at once.
+	attackCrowd         = 60
+	attackRoomsPerCrowd = 10
+	attackMessages      = 10 // each attacking connection's burst
+	attackTimeout       = 3 * time.Minute
+)
+
+// attackEnv is the server's environment for the attack.
+func attackEnv(port string) []string {
+	return []string{
+		"PORT=" + port,
+		"HOST=127.0.0.1",
+		"CLIENT_IP_HEADER=X-Test-IP",
+		"MEMORY_LIMIT=" + strconv.Itoa(attackMemoryLimit),
+		"MAX_CONNS_PER_IP=" + strconv.Itoa(attackConnCap),
+		"HISTORY_BYTES=128KiB",
+		"SEND_BUFFER_BYTES=256KiB",
+	}
+}
+
+// attackText is a message of MAX_MESSAGE_BYTES (4096) whose encoding costs
+// the most: "<" was six bytes each when frames were HTML-escaped, and '"'
+// is two bytes each in any JSON.
+func attackText(i int) string {
+	if i%2 == 0 {
+		return strings.Repeat("<", 4096)
+	}
+	return strings.Repeat(`"`, 4096)
+}
+
+func TestAttackFromOneIP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("attack test: skipped with -short")
+	}
+	raiseFileLimit(t)
+	ctx, cancel := context.WithTimeout(context.Background(), attackTimeout)
+	defer cancel()
+	srv := startAttackServer(ctx, t)
+	a := &attacker{t: t, base: srv.base, refusals: map[string]int{}}
+
+	alice, bob := a.honestPair(ctx)
+	health := a.watchHealth(ctx)
+
+	// One visitor: many new room names, more connections than its cap,
+	// members that never read, and the costliest messages it may send.
+	rooms := a.newRooms(ctx, attackIP, "evil", attackNewRooms)
+	writers := a.fillConnections(ctx, attackIP, rooms)
+	a.flood(ctx, append(writers, rooms...))
+	// A crowd of addresses: each starts as many rooms as it may and fills
+	// their history, past what memory would hold without a total budget.
+	var crowd sync.WaitGroup
+	for i := range attackCrowd {
+		crowd.Go(func() {
+			ip := fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)
+			a.flood(ctx, a.newRooms(ctx, ip, fmt.Sprintf("crowd%d-", i), attackRoomsPerCrowd))
+		})
+	}
+	crowd.Wait()
+	healthy, unhealthy := health()
+
+	stats, err := readProcStats(srv.pid)
+	if err != nil {
+		t.Fatalf("the server process is gone: %v\nit printed:\n%s", err, srv.output())
+	}
+	a.log(stats, healthy, unhealthy)
+	if stats.peakRSS > attackRSSBound {
+		t.Errorf("peak RSS %.1f MB, over the documented bound of %.1f MB", mb(stats.peakRSS), mb(attackRSSBound))
+	}
+	if unhealthy > 0 || healthy == 0 {
+		t.Errorf("/healthz answered %d times and failed %d times during the attack; want every answer", healthy, unhealthy)
+	}
+	alice.say(ctx, t, "still here")
+	if got := bob.nextText(ctx, t); got != "still here" {
+		t.Errorf("after the attack bob got %q, want alice's message", got)
+	}
+	a.checkRefusals()
+}
+
+// attackProcess is the server under attack.
+type attackProcess struct {
+	base string
+	pid  int
+	p    *serverProcess
+}
+
+// output is what the server printed, once it has exited.
+func (s *attackProcess) output() string {
+	select {
+	case <-s.p.exited:
+		return s.p.out.String()
+	default:
+		return "(still running)"
+	}
+}
+
+// buildServer builds this tree's server as a release would be built, so
+// that its memory is the product's: this test binary may carry the race
+// detector, which multiplies it.
+func buildServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hallway")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startAttackServer starts -attack.server, or this tree's server, on a free
+// loopback port and waits until /healthz answers.
+func startAttackServer(ctx context.Context, t *testing.T) *attackProcess {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := *attackServer
+	if bin == "" {
+		bin = buildServer(t)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), attackEnv(port)...)
+	p, err := startCommand(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.stop)
+	base := "http://127.0.0.1:" + port
+	if err := waitHealthy(ctx, base, p); err != nil {
+		p.stop()
+		t.Fatalf("server did not start: %v; it printed:\n%s", err, p.out.String())
+	}
+	return &attackProcess{base: base, pid: p.cmd.Process.Pid, p: p}
+}
+
+// attacker drives the attack and counts what the server answered.
+type attacker struct {
+	t    *testing.T
+	base string
+
+	mu       sync.Mutex
+	refusals map[string]int // HTTP refusals by status and code, close codes by code
+	conns    []*websocket.Conn
+	silent   []*websocket.Conn // connections that never read
+}
+
+// count records one answer, such as "429 rate_limited" or "close 1008".
+func (a *attacker) count(what string) {
+	a.mu.Lock()
+	a.refusals[what]++
+	a.mu.Unlock()
+}
+
+// dial joins room from ip; the caller reads the connection, unless it is
+// silent. It returns nil, having counted the refusal, when the server
+// refused before the upgrade. A silent connection never reads,
+// and its socket's receive buffer is made small, so that what the server
+// sends it piles up in the server's queue rather than in the kernel.
+func (a *attacker) dial(ctx context.Context, ip, room, name string, silent bool) *websocket.Conn {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(a.base, "http") + "/ws/" + room + "?username=" + name
+	opts := &websocket.DialOptions{HTTPHeader: http.Header{"X-Test-IP": {ip}}}
+	if silent {
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: smallReceiveBuffer.DialContext}}
+	}
+	conn, resp, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		if resp == nil {
+			a.t.Errorf("dial %s from %s: %v, want a connection or an HTTP refusal", room, ip, err)
+			return nil
+		}
+		var body errorPayload
+		json.NewDecoder(resp.Body).Decode(&body)
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+			a.t.Errorf("429 %s without Retry-After", body.Code)
+		}
+		a.count(fmt.Sprintf("%d %s", resp.StatusCode, body.Code))
+		return nil
+	}
+	conn.SetReadLimit(loadReadLimit)
+	a.mu.Lock()
+	a.conns = append(a.conns, conn)
+	if silent {
+		a.silent = append(a.silent, conn)
+	}
+	a.mu.Unlock()
+	a.t.Cleanup(func() { conn.CloseNow() })
+	return conn
+}
+
+// smallReceiveBuffer dials with a 4 KiB socket receive buffer.
+var smallReceiveBuffer = &net.Dialer{Control: func(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+	})
+	return errors.Join(err, serr)
+}}
+
+// drain reads conn until it ends and counts how it ended.
+func (a *attacker) drain(conn *websocket.Conn) {
+	for {
+		if _, _, err := conn.Read(context.Background()); err != nil {
+			if code := websocket.CloseStatus(err); code != -1 {
+				a.count("close " + strconv.Itoa(int(code)))
+			}
+			return
+		}
+	}
+}
+
+// newRooms joins n new room names from ip and returns the connections the
+// server let in.
+func (a *attacker) newRooms(ctx context.Context, ip, prefix string, n int) []*websocket.Conn {
+	var conns []*websocket.Conn
+	for i := range n {
+		if conn := a.dial(ctx, ip, prefix+strconv.Itoa(i), "x", false); conn != nil {
+			go a.drain(conn)
+			conns = append(conns, conn)
+		}
+	}
+	return conns
+}
+
+// fillConnections opens connections from ip into its first room until the
+// server has refused ten past its per-IP cap: half of them read and are
+// returned, to flood the room; half never read.
+func (a *attacker) fillConnections(ctx context.Context, ip string, rooms []*websocket.Conn) []*websocket.Conn {
+	if len(rooms) == 0 {
+		a.t.Fatal("the attacker was let into no room at all")
+	}
+	var writers []*websocket.Conn
+	for i := range attackConnCap - len(rooms) + 10 {
+		silent := i%2 == 1
+		if conn := a.dial(ctx, ip, "evil0", "m"+strconv.Itoa(i), silent); conn != nil && !silent {
+			go a.drain(conn)
+			writers = append(writers, conn)
+		}
+	}
+	return writers
+}
+
+// flood sends a burst of the costliest messages from each connection, as
+// many as flood control lets a connection send at once.
+func (a *attacker) flood(ctx context.Context, conns []*websocket.Conn) {
+	var wg sync.WaitGroup
+	for _, conn := range conns {
+		wg.Go(func() {
+			for i := range attackMessages {
+				b, _ := json.Marshal(outEnvelope{Type: typeChatMessage, Payload: inboundMessage{Message: attackText(i)}})
+				if conn.Write(ctx, websocket.MessageText, b) != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// honestPair puts alice and bob, from addresses of their own, in a room of
+// their own, and checks that they can talk.
+func (a *attacker) honestPair(ctx context.Context) (alice, bob *honestUser) {
+	alice = a.honest(ctx, "198.51.100.1", "alice")
+	bob = a.honest(ctx, "198.51.100.2", "bob")
+	alice.say(ctx, a.t, "before")
+	if got := bob.nextText(ctx, a.t); got != "before" {
+		a.t.Fatalf("bob got %q, want alice's message", got)
+	}
+	return alice, bob
+}
+
+// honestUser is a person who reads everything sent to them.
+type honestUser struct {
+	conn  *websocket.Conn
+	texts chan string // chat messages from others
+}
+
+// honest joins the honest room from ip and starts reading.
+func (a *attacker) honest(ctx context.Context, ip, name string) *honestUser {
+	conn := a.dial(ctx, ip, "honest", name, false)
+	if conn == nil {
+		a.t.Fatalf("%s was refused before any attack", name)
+	}
+	u := &honestUser{conn: conn, texts: make(chan string, 100)}
+	go func() {
+		defer close(u.texts)
+		for {
+			_, data, err := conn.Read(context.Background())
+			if err != nil {
+				return
+			}
+			var e envelope
+			var m chatMessagePayload
+			if json.Unmarshal(data, &e) == nil && e.Type == typeChatMessage && json.Unmarshal(e.Payload, &m) == nil && m.Username != name {
+				u.texts <- m.Message
+			}
+		}
+	}()
+	return u
+}
+
+// say sends a chat message.
+func (u *honestUser) say(ctx context.Context, t *testing.T, text string) {
+	t.Helper()
+	b, _ := json.Marshal(outEnvelope{Type: typeChatMessage, Payload: inboundMessage{Message: text}})
+	if err := u.conn.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatalf("an honest user could not send: %v", err)
+	}
+}
+
+// nextText waits for the next message from someone else.
+func (u *honestUser) nextText(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	select {
+	case text, ok := <-u.texts:
+		if !ok {
+			t.Fatal("an honest user's connection ended")
+		}
+		return text
+	case <-ctx.Done():
+		t.Fatal("an honest user waited in vain for a message")
+		return ""
+	}
+}
+
+// watchHealth asks /healthz over and over until the returned function is
+// called, which reports how many answers were 200 and how many were not.
+func (a *attacker) watchHealth(ctx context.Context) func() (ok, failed int) {
+	var good, bad atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := healthClients(ctx, a.base); err != nil {
+				bad.Add(1)
+				a.t.Logf("/healthz: %v", err)
+				continue
+			}
+			good.Add(1)
+		}
+	}()
+	return func() (int, int) {
+		close(stop)
+		<-done
+		return int(good.Load()), int(bad.Load())
+	}
+}
+
+// log reports the attack's figures, before any check, so that a run against
+// an older build shows them too.
+func (a *attacker) log(stats procStats, healthy, unhealthy int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.t.Logf("server peak RSS %.1f MB (bound %.1f MB), RSS now %.1f MB, CPU %v", mb(stats.peakRSS), mb(attackRSSBound), mb(stats.rss), stats.cpu)
+	a.t.Logf("/healthz answered %d times, failed %d; %d connections let in; answers: %v", healthy, unhealthy, len(a.conns), a.refusals)
+}
+
+// checkRefusals requires the documented answers: 429 rate_limited for
+// new rooms past ROOM_CREATE_RATE, 429 too_many_connections past
+// MAX_CONNS_PER_IP, and the silent connections cut off rather than kept.
+func (a *attacker) checkRefusals() {
+	a.mu.Lock()
+	got := a.refusals
+	silent := a.silent
+	a.mu.Unlock()
+	if want := attackNewRooms - 10; got["429 rate_limited"] < want {
+		a.t.Errorf("%d new rooms refused with 429 rate_limited, want at least %d", got["429 rate_limited"], want)
+	}
+	if got["429 too_many_connections"] != 10 {
+		a.t.Errorf("%d connections refused with 429 too_many_connections, want the 10 past the cap", got["429 too_many_connections"])
+	}
+	for _, status := range []string{"503 server_full", "503 shutting_down"} {
+		if got[status] > 0 {
+			a.t.Errorf("%d joins refused with %s: the attack filled the whole server", got[status], status)
+		}
+	}
+	a.checkSilentCut(silent)
+}
+
+// checkSilentCut requires every connection that never read to have been
+// cut off as too slow (1008) once the flood outgrew its queue: reading now,
+// each finds its close frame after what was sent before it. One that was
+// not cut would wait for more; the wait is bounded.
+func (a *attacker) checkSilentCut(silent []*websocket.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var cut atomic.Int64
+	var wg sync.WaitGroup
+	for _, conn := range silent {
+		wg.Go(func() {
+			var err error
+			for err == nil {
+				_, _, err = conn.Read(ctx)
+			}
+			if websocket.CloseStatus(err) == websocket.StatusPolicyViolation {
+				cut.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if int(cut.Load()) != len(silent) {
+		a.t.Errorf("%d of %d connections that never read were cut off with 1008", cut.Load(), len(silent))
+	}
+}
