@@ -54,6 +54,10 @@ type server struct {
 
 	conns     sync.WaitGroup     // WebSocket handlers still running
 	stopWatch context.CancelFunc // ends watchWrites
+
+	// beforeWriterTurn, when set by a test, runs as a writer starts a turn,
+	// to hold it back as a busy scheduler might.
+	beforeWriterTurn func(*client)
 }
 
 // room is one conversation: its members in order of arrival and a rolling
@@ -247,9 +251,7 @@ func (s *server) join(c *client, requested string) {
 	r.members = append(r.members, c)
 	// SEND_BUFFER > HISTORY_SIZE+2 is checked at start-up, so all of this fits.
 	s.enqueue(c, encodeFrame(typeWelcome, welcomePayload{Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes}), false)
-	for _, f := range r.orderedHistoryLocked() {
-		s.enqueue(c, f, false)
-	}
+	s.enqueueReplay(c, r.orderedHistoryLocked())
 	if len(r.members) <= maxListedUsers {
 		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}), false)
 	}
@@ -300,8 +302,8 @@ func (s *server) publish(c *client, in inboundMessage) (backlog bool) {
 }
 
 // broadcastLocked hands the same bytes to every member of r without
-// blocking. A member whose queue is full is cut off, and the room hears it
-// left. It reports whether any member's queue is more than half full.
+// blocking. A member that enqueue finds too slow is cut off, and the room
+// hears it left. It reports whether any member's queue is more than half full.
 //
 // isCount marks a userCount frame: it replaces a count still waiting in a
 // member's queue, since only the newest matters, so a crowd arriving at once

@@ -207,6 +207,13 @@ func (c *testClient) say(message, clientID string) {
 	c.sendRaw(string(b))
 }
 
+// waitForCount reads past other frames to a userCount of n members.
+func (c *testClient) waitForCount(n int) {
+	c.t.Helper()
+	for skipUntil[userCountPayload](c, typeUserCount).Count != n {
+	}
+}
+
 // nextMessage skips notices and returns the next chat message.
 func (c *testClient) nextMessage() chatMessagePayload {
 	c.t.Helper()
@@ -518,9 +525,10 @@ func TestSlowClientIsCutOffOthersGetEverything(t *testing.T) {
 	reader := ts.dial(t, "slow", "reader")
 	reader.welcome()
 	sleepy := ts.dial(t, "slow", "sleepy") // never reads until the end
-	skipUntil[userCountPayload](sender, typeUserCount)
-	skipUntil[userCountPayload](sender, typeUserCount)
-	skipUntil[userCountPayload](reader, typeUserCount)
+	// A count still waiting is replaced by a newer one, so each waits for
+	// the count of three rather than for a number of counts.
+	sender.waitForCount(3)
+	reader.waitForCount(3)
 
 	// Enough bytes to fill the sleepy client's socket buffers and its queue.
 	// The sender stays a few messages ahead of the reader, which keeps up
@@ -528,24 +536,26 @@ func TestSlowClientIsCutOffOthersGetEverything(t *testing.T) {
 	const n, window = 5000, 4
 	payload := strings.Repeat("z", 4000)
 	received := make(chan struct{}, n)
+	// A sender who keeps up must never be cut off. Should its connection end
+	// anyway, the test fails at once and says how it ended.
+	finished := make(chan struct{})
+	defer close(finished)
 	go func() {
 		for {
-			if _, _, err := sender.conn.Read(context.Background()); err != nil {
-				return
+			_, _, err := sender.conn.Read(context.Background())
+			if err == nil {
+				continue
 			}
+			select {
+			case <-finished:
+			default:
+				t.Errorf("the sender, who reads everything, was disconnected: %v", err)
+				reader.conn.CloseNow()
+			}
+			return
 		}
 	}()
-	go func() {
-		for i := range n {
-			if i >= window {
-				<-received
-			}
-			b, _ := json.Marshal(outEnvelope{Type: typeChatMessage, Payload: inboundMessage{Message: fmt.Sprintf("%d %s", i, payload)}})
-			if sender.conn.Write(context.Background(), websocket.MessageText, b) != nil {
-				return
-			}
-		}
-	}()
+	go sender.sendNumbered(n, window, payload, received)
 	// Once the room hears that sleepy left, sleepy wakes up and reads what
 	// its socket holds: the last thing there is the 1008 close frame.
 	woke := make(chan struct{})
@@ -561,18 +571,9 @@ func TestSlowClientIsCutOffOthersGetEverything(t *testing.T) {
 	}()
 	sawLeave := false
 	for i := range n {
-		e := reader.next()
-		for e.Type != typeChatMessage {
-			if e.Type == typeSystem && strings.Contains(string(e.Payload), "sleepy left") {
-				sawLeave = true
-				close(woke)
-			}
-			e = reader.next()
-		}
-		var m chatMessagePayload
-		json.Unmarshal(e.Payload, &m)
-		if !strings.HasPrefix(m.Message, fmt.Sprintf("%d ", i)) {
-			t.Fatalf("reader got message %.10q at position %d", m.Message, i)
+		if reader.nextNumbered(i, "sleepy") {
+			sawLeave = true
+			close(woke)
 		}
 		received <- struct{}{}
 	}
@@ -1153,7 +1154,8 @@ func TestInvalidConfigNamesTheVariable(t *testing.T) {
 		{"ENVIRONMENT", "staging"},
 		{"ALLOWED_ORIGINS", "chat.example.com"},
 		{"HISTORY_SIZE", "-1"},
-		{"SEND_BUFFER", "50"}, // smaller than the history replay
+		{"SEND_BUFFER", "50"},          // smaller than the history replay
+		{"SEND_BUFFER_BYTES", "30000"}, // under 64 KiB
 		{"ROOM_IDLE_TIMEOUT", "soon"},
 		{"MAX_ROOMS", "0"},
 		{"MAX_MESSAGE_BYTES", "0"},

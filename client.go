@@ -34,6 +34,17 @@ const idleQueueCap = 4
 // maxPooledBatch is the largest batch buffer kept for reuse.
 const maxPooledBatch = 64 << 10
 
+// slowGrace is how long a member's queue may stay over its budget while its
+// writer is blocked in a write before the member is cut off as too slow. A
+// queue over budget whose writer has not run yet proves nothing about the
+// client, so it is never cut for that; the grace bounds what a client that
+// stopped reading costs in memory, a quarter second of the room's traffic.
+const slowGrace = 250 * time.Millisecond
+
+// minSendBufferBytes is the smallest SEND_BUFFER_BYTES: a userCount frame
+// listing maxListedUsers names always fits.
+const minSendBufferBytes = 64 << 10
+
 // client is one WebSocket connection and its queue of encoded frames.
 //
 // A client has a reader goroutine for as long as it is connected, and a
@@ -48,11 +59,14 @@ type client struct {
 
 	kicked bool // removed from the room as too slow; guarded by room.mu
 
-	mu        sync.Mutex // guards the queue state below; taken after room.mu
-	queue     [][]byte   // frames waiting for the writer, oldest first
-	countAt   int        // index in queue of a waiting userCount frame, or -1
-	writing   bool       // a writer goroutine is draining queue
-	goingAway bool       // shutdown: close with 1001 once queue is flushed
+	mu          sync.Mutex // guards the queue state below; taken after room.mu
+	queue       [][]byte   // frames waiting for the writer, oldest first
+	queuedBytes int        // total length of queue
+	allowance   int        // bytes of a history replay, queued beyond SEND_BUFFER_BYTES
+	overSince   time.Time  // when queue went over its budget; zero while within it
+	countAt     int        // index in queue of a waiting userCount frame, or -1
+	writing     bool       // a writer goroutine is draining queue
+	goingAway   bool       // shutdown: close with 1001 once queue is flushed
 
 	// Read loop state: the limiters are made when first needed, so an idle
 	// connection does not carry them.
@@ -176,24 +190,62 @@ var (
 
 // enqueue adds frame to c's queue and makes sure a writer is draining it.
 // A userCount frame (isCount) replaces one still waiting. It reports false,
-// queuing nothing, when the queue already holds SEND_BUFFER frames: the
-// client is too slow. It never blocks on I/O.
+// queuing nothing, when the client is too slow (see tooSlowLocked), and
+// backlog when the queue is past half its budget. It never blocks on I/O.
 func (s *server) enqueue(c *client, frame []byte, isCount bool) (ok, backlog bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if isCount && c.countAt >= 0 {
+		c.queuedBytes += len(frame) - len(c.queue[c.countAt])
 		c.queue[c.countAt] = frame
 		return true, false
 	}
-	if len(c.queue) >= s.cfg.SendBuffer {
+	if s.overBudgetLocked(c, len(frame)) && c.tooSlowLocked(time.Now()) {
 		return false, true
 	}
 	if isCount {
 		c.countAt = len(c.queue)
 	}
 	c.queue = append(c.queue, frame)
+	c.queuedBytes += len(frame)
 	s.startWriterLocked(c)
-	return true, len(c.queue) > s.cfg.SendBuffer/2
+	return true, len(c.queue) > s.cfg.SendBuffer/2 || c.queuedBytes > int(s.cfg.SendBufferBytes)/2
+}
+
+// enqueueReplay queues a newcomer's history replay. It always fits
+// SEND_BUFFER (checked at start-up), and its bytes are allowed on top of
+// SEND_BUFFER_BYTES until the writer takes them: the room's history is
+// bounded on its own, and a newcomer must have time to read it.
+func (s *server) enqueueReplay(c *client, frames [][]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range frames {
+		c.queue = append(c.queue, f)
+		c.queuedBytes += len(f)
+		c.allowance += len(f)
+	}
+	if len(frames) > 0 {
+		s.startWriterLocked(c)
+	}
+}
+
+// overBudgetLocked reports whether adding n bytes would take c's queue past
+// SEND_BUFFER frames or SEND_BUFFER_BYTES bytes.
+func (s *server) overBudgetLocked(c *client, n int) bool {
+	return len(c.queue) >= s.cfg.SendBuffer || c.queuedBytes+n > int(s.cfg.SendBufferBytes)+c.allowance
+}
+
+// tooSlowLocked is asked when c's queue is over its budget. It notes when
+// that began, and reports true once the queue has stayed over budget for
+// slowGrace while the writer is blocked in a write: the client is not
+// reading what its socket already holds. A writer that the scheduler has
+// not run yet is no evidence against the client.
+func (c *client) tooSlowLocked(now time.Time) bool {
+	if c.overSince.IsZero() {
+		c.overSince = now
+		return false
+	}
+	return c.writingSince.Load() != 0 && now.Sub(c.overSince) >= slowGrace
 }
 
 // goAway asks c's writer to close with 1001 once what is queued is sent.
@@ -218,6 +270,9 @@ func (s *server) startWriterLocked(c *client) {
 // once the queue is flushed. A failed write closes the connection, and the
 // writer is never started again for it.
 func (s *server) writeLoop(c *client) {
+	if s.beforeWriterTurn != nil {
+		s.beforeWriterTurn(c)
+	}
 	// Let whoever woke this writer finish what it is doing first: in a
 	// burst, the room queues more, and the write carries more.
 	runtime.Gosched()
@@ -255,6 +310,7 @@ func (c *client) take(done [][]byte) (frames [][]byte, goingAway bool) {
 		return nil, c.goingAway
 	}
 	frames, c.queue = c.queue, done[:0]
+	c.queuedBytes, c.allowance, c.overSince = 0, 0, time.Time{}
 	c.countAt = -1
 	return frames, false
 }

@@ -40,6 +40,10 @@ type config struct {
 	// SendBuffer is how many frames may wait for a slow client before it is
 	// disconnected. Defaults to 256.
 	SendBuffer int `env:"SEND_BUFFER" envDefault:"256" help:"frames queued for one client before it is cut off as too slow"`
+	// SendBufferBytes is how many bytes of frames may wait for a slow client
+	// before it is disconnected; a newcomer's history replay comes on top.
+	// Defaults to 1 MiB.
+	SendBufferBytes byteSize `env:"SEND_BUFFER_BYTES" envDefault:"1MiB" help:"bytes queued for one client before it is cut off as too slow; a newcomer's history replay comes on top"`
 	// RoomIdleTimeout is how long an empty room (and its history) survives.
 	// Defaults to 5m.
 	RoomIdleTimeout time.Duration `env:"ROOM_IDLE_TIMEOUT" envDefault:"5m" help:"how long an empty room keeps its history before it is destroyed"`
@@ -140,6 +144,8 @@ func (c config) validate() error {
 	check(c.HistorySize >= 0 && c.HistorySize <= 100000, "HISTORY_SIZE", "%d is not within 0..100000", c.HistorySize)
 	check(c.SendBuffer > c.HistorySize+2, "SEND_BUFFER",
 		"%d must exceed HISTORY_SIZE+2 (%d) so a newcomer's replay fits its queue", c.SendBuffer, c.HistorySize+2)
+	check(int(c.SendBufferBytes) >= max(minSendBufferBytes, maxFrameBytes(c.MaxMessageBytes)), "SEND_BUFFER_BYTES",
+		"%v must hold 64KiB and the largest frame, %d bytes for MAX_MESSAGE_BYTES", c.SendBufferBytes, maxFrameBytes(c.MaxMessageBytes))
 	check(c.RoomIdleTimeout >= 0, "ROOM_IDLE_TIMEOUT", "%v is negative", c.RoomIdleTimeout)
 	check(c.MaxRooms >= 1, "MAX_ROOMS", "%d must be at least 1", c.MaxRooms)
 	check(c.MaxRoomClients >= 2, "MAX_ROOM_CLIENTS", "%d must be at least 2", c.MaxRoomClients)

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// A member whose writer the scheduler has not run yet is not slow: the
+// room keeps queuing for it past SEND_BUFFER, even for longer than the
+// grace, and it gets everything once its writer runs.
+func TestHeldWriterIsNotMistakenForSlow(t *testing.T) {
+	t.Parallel()
+	const budget, sent = 8, 3 * 8
+	ts := setupTest(t, map[string]string{"MESSAGE_RATE": "0", "SEND_BUFFER": fmt.Sprint(budget), "HISTORY_SIZE": "0"})
+	var hold atomic.Bool
+	var held atomic.Pointer[client]
+	release := make(chan struct{})
+	ts.srv.beforeWriterTurn = func(c *client) {
+		if c.name == "sender" && hold.CompareAndSwap(true, false) {
+			held.Store(c)
+			<-release
+		}
+	}
+	sender := ts.dial(t, "held", "sender")
+	sender.welcome()
+	reader := ts.dial(t, "held", "reader")
+	reader.welcome()
+	skipUntil[userCountPayload](sender, typeUserCount)
+
+	// The sender's next writer turn waits until the test releases it; its
+	// echoes pile up meanwhile.
+	hold.Store(true)
+	for i := range sent {
+		sender.say(fmt.Sprint(i), "")
+		if got := reader.nextMessage(); got.Message != fmt.Sprint(i) {
+			t.Fatalf("reader got %q, want %q", got.Message, fmt.Sprint(i))
+		}
+	}
+	c := held.Load()
+	if c == nil {
+		t.Fatalf("the sender's writer never started a turn to be held")
+	}
+	c.mu.Lock()
+	queued := len(c.queue)
+	c.mu.Unlock()
+	if queued <= budget {
+		t.Fatalf("%d frames queued for the held sender, want more than SEND_BUFFER=%d", queued, budget)
+	}
+	// Past the grace with nothing written is still no evidence.
+	time.Sleep(2 * slowGrace)
+	sender.say("last", "")
+	if got := reader.nextMessage(); got.Message != "last" {
+		t.Fatalf("reader got %q, want last", got.Message)
+	}
+	close(release)
+	for i := range sent {
+		if got := sender.nextMessage(); got.Message != fmt.Sprint(i) {
+			t.Fatalf("sender's echo %d is %q", i, got.Message)
+		}
+	}
+	if got := sender.nextMessage(); got.Message != "last" {
+		t.Fatalf("sender's last echo is %q", got.Message)
+	}
+}
+
+// A member that never reads is cut off once the bytes queued for it pass
+// SEND_BUFFER_BYTES, long before its frames near SEND_BUFFER; the others get
+// every message in order.
+func TestNonReaderIsCutOffAtByteBudget(t *testing.T) {
+	t.Parallel()
+	const frames, n, window = 10000, 6000, 4
+	ts := setupTest(t, map[string]string{
+		"MESSAGE_RATE": "0", "HISTORY_SIZE": "0",
+		"SEND_BUFFER": fmt.Sprint(frames), "SEND_BUFFER_BYTES": fmt.Sprint(64 << 10),
+	})
+	sender := ts.dial(t, "bytes", "sender")
+	sender.welcome()
+	reader := ts.dial(t, "bytes", "reader")
+	reader.welcome()
+	sleepy := ts.dial(t, "bytes", "sleepy") // reads nothing until it is cut off
+	skipUntil[userCountPayload](reader, typeUserCount)
+	go func() {
+		for {
+			if _, _, err := sender.conn.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	received := make(chan struct{}, n)
+	payload := strings.Repeat("b", 4000)
+	go sender.sendNumbered(n, window, payload, received)
+	leftAt := -1
+	for i := range n {
+		if reader.nextNumbered(i, "sleepy") {
+			leftAt = i
+		}
+		received <- struct{}{}
+		if leftAt >= 0 {
+			break
+		}
+	}
+	if leftAt < 0 {
+		t.Fatalf("sleepy was not cut off after %d messages of 4 KB", n)
+	}
+	if leftAt >= frames {
+		t.Fatalf("sleepy was cut off after %d messages, not before SEND_BUFFER=%d", leftAt, frames)
+	}
+	if code, reason := sleepy.closeStatus(); code != websocket.StatusPolicyViolation || reason != reasonTooSlow {
+		t.Fatalf("sleepy closed with %d %q, want 1008 %q", code, reason, reasonTooSlow)
+	}
+}
+
+// sendNumbered sends n messages "i payload", staying at most window ahead of
+// the receipts counted on received. It stops when a write fails.
+func (c *testClient) sendNumbered(n, window int, payload string, received <-chan struct{}) {
+	for i := range n {
+		if i >= window {
+			<-received
+		}
+		b, _ := json.Marshal(outEnvelope{Type: typeChatMessage, Payload: inboundMessage{Message: fmt.Sprintf("%d %s", i, payload)}})
+		if c.conn.Write(context.Background(), websocket.MessageText, b) != nil {
+			return
+		}
+	}
+}
+
+// nextNumbered reads to the next chat message, which must be number i from
+// sendNumbered, and reports whether the room heard before it that who left.
+func (c *testClient) nextNumbered(i int, who string) (left bool) {
+	c.t.Helper()
+	e := c.next()
+	for e.Type != typeChatMessage {
+		left = left || e.Type == typeSystem && strings.Contains(string(e.Payload), who+" left")
+		e = c.next()
+	}
+	var m chatMessagePayload
+	json.Unmarshal(e.Payload, &m)
+	if !strings.HasPrefix(m.Message, fmt.Sprintf("%d ", i)) {
+		c.t.Fatalf("got message %.10q at position %d", m.Message, i)
+	}
+	return left
+}
