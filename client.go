@@ -90,18 +90,22 @@ func readLimitFor(maxBytes int) int64 {
 type smallBuffers struct{ http.ResponseWriter }
 
 // Hijack takes over the connection, keeping any bytes the client already
-// sent behind its handshake.
+// sent behind its handshake. websocket.Accept writes the 101 before it
+// hijacks, so a client may already have sent frames; Accept keeps only
+// what the returned reader has buffered, so those bytes must be buffered
+// there, not merely waiting in the reader's source.
 func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
-	var r io.Reader = conn
+	rd := bufio.NewReaderSize(conn, readBufferSize)
 	if n := brw.Reader.Buffered(); n > 0 {
 		early, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+		rd = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(readBufferSize, n))
+		rd.Peek(n) // Reads the early bytes alone: the first reader holds exactly n.
 	}
-	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, readBufferSize), bufio.NewWriterSize(conn, writeBufferSize)), nil
+	return conn, bufio.NewReadWriter(rd, bufio.NewWriterSize(conn, writeBufferSize)), nil
 }
 
 // newClient wraps an accepted connection.
