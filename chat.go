@@ -65,6 +65,7 @@ type server struct {
 type room struct {
 	name     string
 	capacity int
+	cipher   roomCipher // set at creation, never changed
 
 	// lastActive orders rooms for trimming history, least recent first: the
 	// server's activity count at this room's latest message.
@@ -250,7 +251,7 @@ func (s *server) join(c *client, requested string) {
 	})
 	r.members = append(r.members, c)
 	// SEND_BUFFER > HISTORY_SIZE+2 is checked at start-up, so all of this fits.
-	s.enqueue(c, encodeFrame(typeWelcome, welcomePayload{Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes}), false)
+	s.enqueue(c, encodeFrame(typeWelcome, welcomePayload{Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes, roomCipher: r.cipher}), false)
 	s.enqueueReplay(c, r.orderedHistoryLocked())
 	if len(r.members) <= maxListedUsers {
 		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}), false)

@@ -148,6 +148,9 @@ func (s *server) readLoop(c *client) error {
 			return errBinaryFrame
 		}
 		in, rejected := parseClientFrame(data, s.cfg.MaxMessageBytes)
+		if rejected == nil {
+			rejected = c.room.cipher.refuse(in)
+		}
 		if rejected == nil && s.flooding(c) {
 			rejected = &errorPayload{
 				Code:     codeRateLimited,

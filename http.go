@@ -223,6 +223,8 @@ type createRoomRequest struct {
 	// Capacity limits the room's members; 2 makes a private one-to-one room.
 	// Zero means MAX_ROOM_CLIENTS.
 	Capacity int `json:"capacity"`
+	// roomCipher's {"e2ee": true} makes an end-to-end encrypted room.
+	roomCipher
 }
 
 // createRoomHandler makes a room with an unguessable code.
@@ -235,9 +237,10 @@ func (s *server) createRoomHandler(w http.ResponseWriter, r *http.Request) {
 	if err == nil && len(bytes.TrimSpace(body)) > 0 {
 		err = json.Unmarshal(body, &req)
 	}
-	if err != nil || req.Capacity != 0 && (req.Capacity < 2 || req.Capacity > s.cfg.MaxRoomClients) {
+	if err != nil || req.Capacity != 0 && (req.Capacity < 2 || req.Capacity > s.cfg.MaxRoomClients) || !req.valid() {
 		writeError(w, http.StatusBadRequest, codeBadRequest,
-			"body is optional; if given it is {\"capacity\": N} with N from 2 to "+strconv.Itoa(s.cfg.MaxRoomClients))
+			"body is optional; if given it is {\"capacity\": N} with N from 2 to "+strconv.Itoa(s.cfg.MaxRoomClients)+
+				", and {\"e2ee\": true} with an optional \"keyCheck\" of 22 base64url characters")
 		return
 	}
 	if err := limited(s.creates, s.clientIP(r), true, "too many new rooms from this address; try again later"); err != nil {
@@ -247,12 +250,12 @@ func (s *server) createRoomHandler(w http.ResponseWriter, r *http.Request) {
 	if req.Capacity == 0 {
 		req.Capacity = s.cfg.MaxRoomClients
 	}
-	code, err := s.createRoom(req.Capacity)
+	code, err := s.createRoom(req.Capacity, req.roomCipher)
 	if err != nil {
 		writeReserveError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"room": code, "capacity": req.Capacity})
+	writeJSON(w, http.StatusCreated, map[string]any{"room": code, "capacity": req.Capacity, "e2ee": req.E2EE})
 }
 
 // roomCodeEncoding spells room codes in lower-case base32: URL-safe and easy
@@ -261,7 +264,7 @@ var roomCodeEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").Wi
 
 // createRoom registers a new empty room under a fresh 80-bit random code.
 // Unjoined, it expires like any empty room.
-func (s *server) createRoom(capacity int) (string, error) {
+func (s *server) createRoom(capacity int, cipher roomCipher) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
@@ -276,6 +279,7 @@ func (s *server) createRoom(capacity int) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		r.cipher = cipher
 		r.mu.Lock()
 		s.idleIfEmptyLocked(r)
 		r.mu.Unlock()

@@ -225,7 +225,7 @@ func run(args []string, stdout io.Writer) error {
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, version())
-		return nil
+		return writeStaticHashes(stdout)
 	}
 	cfg, err := loadConfig(nil)
 	if err != nil {

@@ -39,6 +39,7 @@ const (
 	codeShuttingDown     = "shutting_down"
 	codeUpgradeRequired  = "upgrade_required"
 	codeNotFound         = "not_found"
+	codeNotEncrypted     = "not_encrypted"
 )
 
 // Limits of the protocol itself, as opposed to the configurable ones.
@@ -70,6 +71,7 @@ type welcomePayload struct {
 	Username        string `json:"username"`
 	Room            string `json:"room"`
 	MaxMessageBytes int    `json:"maxMessageBytes"`
+	roomCipher             // an encrypted room says so; ordinary rooms omit both fields
 }
 
 // chatMessagePayload is a message as the room saw it. ID strictly increases
