@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -51,6 +52,8 @@ type e2eServer struct {
 	logger   *slog.Logger
 	live     atomic.Pointer[e2eBackend]
 	listener *e2eListener
+	logs     *syncBuffer // everything the server logged, at debug level
+	requests *syncBuffer // every request's method, URL, headers and body, as the server got them
 }
 
 // e2eBackend is one server "process" and its handler.
@@ -90,9 +93,13 @@ func (l *e2eListener) closeAll() {
 // listener and stops it when the test ends.
 func startE2EServer(t *testing.T, environ map[string]string) *e2eServer {
 	t.Helper()
-	es := &e2eServer{t: t, cfg: testConfig(t, environ), logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	es := &e2eServer{t: t, cfg: testConfig(t, environ), logs: &syncBuffer{}, requests: &syncBuffer{}}
+	es.logger = slog.New(slog.NewTextHandler(es.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	es.live.Store(es.newBackend())
 	es.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		fmt.Fprintf(es.requests, "%s %s %v %s\n", r.Method, r.URL, r.Header, body)
 		es.live.Load().handler.ServeHTTP(w, r)
 	}))
 	es.listener = &e2eListener{Listener: es.Listener}
@@ -147,12 +154,14 @@ func browserExecPath(t *testing.T) string {
 	return ""
 }
 
-// startBrowser starts a headless Chromium for this test and closes it
-// gracefully when the test ends. Users get their own browser contexts in it.
-func startBrowser(t *testing.T) context.Context {
+// startBrowser starts a headless Chromium for this test, with any extra
+// flags, and closes it gracefully when the test ends. Users get their own
+// browser contexts in it.
+func startBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := browserExecPath(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], extra...)
+	opts = append(opts,
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,

@@ -4,6 +4,9 @@
 
 import { RoomConnection } from './chat.js';
 import { MessageList, hue } from './messages.js';
+import {
+  RoomSeal, available as canEncrypt, cost as sealedCost, keyFromHash, newRoomSecret, showSeal,
+} from './e2ee.js';
 
 // nameKey is where the chosen display name is remembered on this device.
 const nameKey = 'hallway.name';
@@ -111,7 +114,13 @@ function route() {
     showHome('That link does not point to a room. Check it, or start a new room.');
     return;
   }
-  if (m[1] !== code) history.replaceState(history.state, '', `/r/${code}`);
+  if (location.hash) {
+    // The key is read once and kept in history state, out of the address
+    // bar (a reload keeps it); Copy link puts it back.
+    history.replaceState({ ...(history.state || {}), ...keyFromHash(location.hash) }, '', `/r/${code}`);
+  } else if (m[1] !== code) {
+    history.replaceState(history.state, '', `/r/${code}`);
+  }
   if (room.code === code && room.conn) return;
   room.leave();
   const name = rememberedName();
@@ -130,6 +139,11 @@ function showHome(error = '') {
   const name = rememberedName();
   if (name !== null && $('home-name').value === '') $('home-name').value = name;
   showError($('home-error'), error);
+  if (!canEncrypt()) {
+    $('home-e2ee').checked = false;
+    $('home-e2ee').disabled = true;
+    $('home-e2ee-hint').textContent = 'Unavailable here: encryption needs a secure page (https://, or localhost), and this one is not. Rooms started from this page are not encrypted.';
+  }
 }
 
 // homeName checks and remembers the name typed on the start screen.
@@ -152,14 +166,20 @@ async function createRoom(capacity) {
   buttons.forEach((b) => { b.disabled = true; });
   showError($('home-error'), '');
   try {
+    // The secret never leaves this page; the server gets its key check only.
+    const sealed = $('home-e2ee').checked && canEncrypt() ? await newRoomSecret() : null;
     const res = await fetch('/api/rooms', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(capacity ? { capacity } : {}),
+      body: JSON.stringify({
+        ...(capacity ? { capacity } : {}),
+        ...(sealed ? { e2ee: true, keyCheck: sealed.keyCheck } : {}),
+      }),
     });
     const body = await res.json().catch(() => ({}));
     if (res.status === 201 && typeof body.room === 'string') {
-      navigate(`/r/${encodeURIComponent(body.room)}`, { created: true, private: capacity === 2 });
+      const state = { created: true, private: capacity === 2, ...(sealed ? { key: sealed.secret } : {}) };
+      navigate(`/r/${encodeURIComponent(body.room)}`, state);
       return;
     }
     if (res.status === 429) {
@@ -187,7 +207,8 @@ function joinFromHome(ev) {
     return;
   }
   if (homeName() === null) return;
-  navigate(`/r/${code}`);
+  const raw = $('join-code').value.trim();
+  navigate(`/r/${code}`, raw.includes('#') ? keyFromHash(raw.slice(raw.indexOf('#'))) : {});
 }
 
 // ---- "Join as" screen for deep links --------------------------------------
@@ -234,6 +255,7 @@ const sendErrors = {
   rate_limited: 'you are sending messages too fast. Wait a moment, then retry.',
   message_too_long: 'the message is too long.',
   bad_message: 'the server could not read this message.',
+  not_encrypted: 'this room is encrypted, and the message was not.',
 };
 
 // RoomView is the room screen: one room, one connection, one message list.
@@ -247,6 +269,9 @@ class RoomView {
     this.quietDrop = false;
     this.unread = 0;
     this.countdown = 0;
+    this.seal = new RoomSeal('', {});
+    this.inbox = Promise.resolve(); // frames, handled one at a time: opening one takes a while
+    this.outbox = Promise.resolve(); // sealed sends, in order
     this.list = new MessageList($('message-list'), $('messages'), $('empty'), {
       me: () => this.me,
       isMe: (name) => name === this.me,
@@ -273,8 +298,17 @@ class RoomView {
     if (state.private) {
       this.list.addSystem('Private room: only you and one other person can be here.', 0, 'note');
     }
+    const seal = new RoomSeal(code, state);
+    this.seal = seal;
+    showSeal(seal);
+    seal.ready.then(() => {
+      if (this.seal === seal) this.sealChanged();
+    });
+    if (state.created && seal.secret) {
+      this.list.addSystem('End-to-end encrypted room: the key is in the link, and Copy link includes it.', 0, 'note');
+    }
     this.conn = new RoomConnection(code, name, {
-      onFrame: (type, p) => this.frame(type, p),
+      onFrame: (type, p) => this.receive(type, p),
       onState: (s) => this.state(s),
     });
     this.conn.start();
@@ -287,6 +321,22 @@ class RoomView {
     this.conn = null;
     this.code = '';
     clearInterval(this.countdown);
+  }
+
+  // receive queues a frame behind those before it; an encrypted room's
+  // frames wait for its keys.
+  receive(type, p) {
+    const seal = this.seal;
+    this.inbox = this.inbox
+      .then(() => seal.ready)
+      .then(() => (seal === this.seal ? this.frame(type, p) : undefined))
+      .catch((err) => reportError(err));
+  }
+
+  // sealChanged shows what the room's encryption now allows.
+  sealChanged() {
+    showSeal(this.seal);
+    this.updateCounter();
   }
 
   frame(type, p) {
@@ -303,6 +353,8 @@ class RoomView {
   welcome(p) {
     const asked = this.me;
     this.me = String(p.username ?? this.me);
+    this.seal.welcome(p);
+    this.sealChanged();
     if (Number(p.maxMessageBytes) > 0) this.maxBytes = Number(p.maxMessageBytes);
     $('me-name').textContent = this.me;
     this.welcomes++;
@@ -317,18 +369,27 @@ class RoomView {
     }
     this.quietDrop = false;
     for (const [clientId, li] of this.list.queued()) {
-      if (this.conn.send('chatMessage', { message: li.querySelector('.text').textContent, clientId })) {
+      const text = li.querySelector('.text').textContent;
+      if (this.seal.canSeal()) {
+        this.transmit(li, clientId, text);
+      } else if (!this.seal.encrypted && this.conn.send('chatMessage', { message: text, clientId })) {
         this.list.markSent(li);
       }
     }
     this.updateCounter();
   }
 
-  chat(p) {
-    const result = this.list.addChat({
+  async chat(p) {
+    if (this.list.has(p.id, Number(p.ts))) return; // replayed after a reconnect
+    const view = await this.seal.open({
       id: p.id, ts: Number(p.ts), clientId: p.clientId,
       username: String(p.username ?? ''), message: String(p.message ?? ''),
     });
+    if (!view) {
+      this.list.addSystem('A repeated encrypted message was dropped.', Date.now(), 'warn');
+      return;
+    }
+    const result = this.list.addChat(view);
     if (result === 'new' && document.hidden && p.username !== this.me) {
       this.unread++;
       this.updateTitle();
@@ -452,29 +513,63 @@ class RoomView {
   send() {
     const input = $('composer-input');
     const text = input.value.replace(/^\s*\n/, '').trimEnd();
-    if (text.trim() === '' || byteLength(text) > this.maxBytes) return;
+    if (text.trim() === '' || this.cost(text) > this.room()) return;
+    if (this.seal.encrypted && !this.seal.canSeal()) return; // never in the clear
     const clientId = nextClientId();
-    const sent = this.conn?.send('chatMessage', { message: text, clientId });
-    this.list.addPending(clientId, text, !sent);
+    if (this.seal.canSeal()) {
+      this.transmit(this.list.addPending(clientId, text, true), clientId, text);
+    } else {
+      const sent = this.conn?.send('chatMessage', { message: text, clientId });
+      this.list.addPending(clientId, text, !sent);
+    }
     input.value = '';
     this.updateCounter();
   }
 
   retry(li, text) {
     const clientId = nextClientId();
+    if (this.seal.canSeal()) {
+      this.list.retry(li, clientId, true);
+      this.transmit(li, clientId, text);
+      return;
+    }
+    if (this.seal.encrypted) return;
     const sent = this.conn?.send('chatMessage', { message: text, clientId });
     this.list.retry(li, clientId, !sent);
   }
 
+  // transmit seals a message shown as queued and sends it if the
+  // connection is open; otherwise it stays queued for the next welcome.
+  // Sends keep their order.
+  transmit(li, clientId, text) {
+    const { conn, seal } = this;
+    this.outbox = this.outbox.then(async () => {
+      const message = await seal.seal(this.me, text);
+      if (this.conn !== conn || li.dataset.queued !== '1' || li.dataset.clientId !== clientId) return;
+      if (conn.send('chatMessage', { message, clientId })) this.list.markSent(li);
+    }).catch((err) => reportError(err));
+  }
+
+  // room is how much text one message may hold, and cost what text takes
+  // of it: UTF-8 bytes, or in an encrypted room what is left once sealed.
+  room() {
+    return this.seal.canSeal() ? this.seal.room(this.maxBytes, this.me) : this.maxBytes;
+  }
+
+  cost(text) {
+    return this.seal.canSeal() ? sealedCost(text) : byteLength(text);
+  }
+
   updateCounter() {
-    const used = byteLength($('composer-input').value);
+    const used = this.cost($('composer-input').value);
     const counter = $('counter');
-    const left = this.maxBytes - used;
-    counter.hidden = used < this.maxBytes * warnRatio;
+    const room = this.room();
+    const left = room - used;
+    counter.hidden = used < room * warnRatio;
     counter.classList.toggle('over', left < 0);
     const bytes = (n) => `${n.toLocaleString()} byte${n === 1 ? '' : 's'}`;
     counter.textContent = left < 0 ? `${bytes(-left)} over the limit` : `${bytes(left)} left`;
-    $('send').disabled = left < 0 || $('composer-input').value.trim() === '';
+    $('send').disabled = left < 0 || $('composer-input').value.trim() === '' || $('composer-input').disabled;
   }
 
   updateTitle() {
@@ -484,7 +579,7 @@ class RoomView {
   // ---- sharing ----
 
   async copyLink() {
-    const url = `${location.origin}/r/${this.code}`;
+    const url = `${location.origin}/r/${this.code}${this.seal.fragment()}`;
     const btn = $('copy-link');
     let copied = false;
     try {
@@ -550,6 +645,16 @@ function wire() {
   input.addEventListener('input', () => room.updateCounter());
 
   $('copy-link').addEventListener('click', () => room.copyLink());
+  $('home-e2ee').checked = canEncrypt(); // the default wherever the browser can
+  const showInfo = (open) => {
+    $('e2ee-info').hidden = !open;
+    $('e2ee-badge').setAttribute('aria-expanded', String(open));
+  };
+  $('e2ee-badge').addEventListener('click', () => showInfo($('e2ee-info').hidden));
+  $('e2ee-close').addEventListener('click', () => {
+    showInfo(false);
+    $('e2ee-badge').focus();
+  });
   $('empty-copy').addEventListener('click', () => room.copyLink());
   $('share-close').addEventListener('click', () => {
     $('share').hidden = true;

@@ -5,9 +5,9 @@
 //
 // Format version 1, as README.md documents it:
 //   secret   32 random bytes, base64url (43 characters, no padding)
-//   keys     HKDF-SHA256(secret, salt "hallway e1", info LABEL + "\n" + room code)
-//            "message key" → AES-256-GCM key; "key check" → 16 bytes;
-//            "safety words" → 6 bytes, one word of `words` each
+//   keys     HKDF-SHA256(secret, salt "hallway e1", info LABEL + "\n" + room code):
+//            "message key" → AES-256-GCM key; "safety words" → 6 bytes, one
+//            word of `words` each; "key check" (with an empty room) → 16 bytes
 //   message  "e1." + base64url(IV (12 random bytes) ‖ ciphertext ‖ tag (16 bytes))
 //            of the UTF-8 JSON {"n": sender, "i": message id, "t": client ms, "m": text}
 
@@ -114,14 +114,8 @@ export function secretFromFragment(hash) {
   return m[1];
 }
 
-// hkdfInfo names one output of the secret for one room.
-function hkdfInfo(label, room) {
-  return encoder.encode(`${label}\n${room}`);
-}
-
-// openRoom derives a room's keys from its secret. The AES key is not
-// extractable: not even this page can read it back.
-export async function openRoom(secret, room) {
+// importSecret checks a secret and imports it as an HKDF key.
+async function importSecret(secret) {
   if (!available()) throw new CryptoError('unavailable', 'WebCrypto is not available here');
   let raw;
   try {
@@ -130,13 +124,29 @@ export async function openRoom(secret, room) {
     raw = null;
   }
   if (!raw || raw.length !== secretLength) throw new CryptoError('bad_key', 'not a room secret');
+  return crypto.subtle.importKey('raw', raw, 'HKDF', false, ['deriveKey', 'deriveBits']);
+}
+
+// hkdf names one output of the secret; room is "" for the key check.
+function hkdf(label, room) {
+  return { name: 'HKDF', hash: 'SHA-256', salt, info: encoder.encode(`${label}\n${room}`) };
+}
+
+// keyCheck derives the key check of a secret. It does not depend on the
+// room, so a creator can send it before the server has chosen a code.
+export async function keyCheck(secret) {
+  const base = await importSecret(secret);
+  return encodeBase64url(new Uint8Array(await crypto.subtle.deriveBits(hkdf('key check', ''), base, keyCheckLength * 8)));
+}
+
+// openRoom derives a room's keys from its secret. The AES key is not
+// extractable: not even this page can read it back.
+export async function openRoom(secret, room) {
+  const base = await importSecret(secret);
   const subtle = crypto.subtle;
-  const base = await subtle.importKey('raw', raw, 'HKDF', false, ['deriveKey', 'deriveBits']);
-  const hkdf = (label) => ({ name: 'HKDF', hash: 'SHA-256', salt, info: hkdfInfo(label, room) });
-  const key = await subtle.deriveKey(hkdf('message key'), base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
-  const check = new Uint8Array(await subtle.deriveBits(hkdf('key check'), base, keyCheckLength * 8));
-  const safety = new Uint8Array(await subtle.deriveBits(hkdf('safety words'), base, safetyWordCount * 8));
-  return new RoomCipher(key, encodeBase64url(check), [...safety].map((b) => words[b]));
+  const key = await subtle.deriveKey(hkdf('message key', room), base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+  const safety = new Uint8Array(await subtle.deriveBits(hkdf('safety words', room), base, safetyWordCount * 8));
+  return new RoomCipher(key, await keyCheck(secret), [...safety].map((b) => words[b]));
 }
 
 // jsonBytes is the UTF-8 size of v as JSON.

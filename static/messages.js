@@ -86,7 +86,13 @@ export class MessageList {
     }, { passive: true });
   }
 
-  // addChat shows a chatMessage payload. It returns "dup" for a message
+  // has reports whether the message with this id and ts is shown.
+  has(id, ts) {
+    return this.seen.has(`${id}:${ts}`);
+  }
+
+  // addChat shows a chatMessage payload; flag {kind, note} marks one that
+  // an encrypted room could not vouch for. It returns "dup" for a message
   // already shown (history replay after a reconnect), "confirmed" for the
   // echo of our own pending message, and "new" otherwise.
   addChat(p) {
@@ -102,6 +108,15 @@ export class MessageList {
     }
     const li = this.messageElement(p.username, p.message, p.ts, this.hooks.isMe(p.username));
     li.dataset.id = String(p.id);
+    if (p.flag) {
+      li.classList.add(`sealed-${p.flag.kind}`);
+      if (p.flag.note) {
+        const note = document.createElement('p');
+        note.className = 'seal-note';
+        note.textContent = p.flag.note;
+        li.append(note);
+      }
+    }
     this.insert(li, this.firstPending());
     return 'new';
   }
