@@ -229,6 +229,9 @@ type browserUser struct {
 	t    *testing.T
 	name string
 	ctx  context.Context
+	// sealed makes the rooms this person starts end-to-end encrypted, as
+	// the start screen offers by default; false starts ordinary rooms.
+	sealed bool
 }
 
 // newBrowserUser opens a tab in a fresh browser context of b.
@@ -477,8 +480,11 @@ func stringsToAny(s []string) []any {
 func (u *browserUser) createRoomFromStart(baseURL, name, button string) string {
 	u.t.Helper()
 	u.open(baseURL + "/")
+	u.do("wait for the start screen", chromedp.WaitVisible(chromedp.ID("home-name")))
+	if browserEval[bool](u, `document.getElementById('home-e2ee').checked`) != u.sealed {
+		u.do("choose whether to encrypt", chromedp.Click(chromedp.ID("home-e2ee")))
+	}
 	u.do("start a room",
-		chromedp.WaitVisible(chromedp.ID("home-name")),
 		chromedp.SendKeys(chromedp.ID("home-name"), name),
 		chromedp.Click(chromedp.ID(button)),
 	)

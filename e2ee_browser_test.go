@@ -156,6 +156,7 @@ func TestBrowserEncryptedRoomKeepsTextAndKeyFromTheServer(t *testing.T) {
 	if !browserEval[bool](alice, `document.getElementById('home-e2ee').checked && !document.getElementById('home-e2ee').disabled`) {
 		t.Fatal("end-to-end encryption is not the default on a page that can do it")
 	}
+	alice.sealed = true
 	code := alice.createRoomFromStart(es.URL, "Alice", "create-room")
 	alice.waitSealed()
 	alice.waitSystem("End-to-end encrypted room")
@@ -256,6 +257,7 @@ func TestBrowserEncryptedRoomKeepsTextAndKeyFromTheServer(t *testing.T) {
 // and returns its code and whole link.
 func (u *browserUser) createSealedRoom(baseURL, name string) (code, link string) {
 	u.t.Helper()
+	u.sealed = true
 	code = u.createRoomFromStart(baseURL, name, "create-room")
 	u.waitSealed()
 	return code, baseURL + "/r/" + code + "#k=" + u.roomKey()
@@ -323,6 +325,7 @@ func TestBrowserEncryptedRoomWithoutItsKey(t *testing.T) {
 		u.joinFromLink(tc.link, tc.who)
 		u.waitLocked(tc.alert)
 		u.waitLockedMessage("Alice", tc.message)
+		u.screenshot("room-e2ee-" + tc.who + ".png")
 		if got := browserEval[string](u, `location.href`); got != es.URL+"/r/"+code {
 			t.Errorf("%s: address %q, want the fragment taken out", tc.who, got)
 		}
@@ -452,4 +455,132 @@ func TestBrowserEncryptedRoomFlagsWhatItCannotVouchFor(t *testing.T) {
 			break
 		}
 	}
+}
+
+// sealedPair starts a browser in which Alice starts an encrypted room and
+// Bob joins it from its whole link.
+func sealedPair(t *testing.T, es *e2eServer) (alice, bob *browserUser) {
+	t.Helper()
+	b := startBrowser(t)
+	alice = newBrowserUser(t, b, "alice")
+	_, link := alice.createSealedRoom(es.URL, "Alice")
+	bob = newBrowserUser(t, b, "bob")
+	bob.joinFromLink(link, "Bob")
+	bob.waitSealed()
+	return alice, bob
+}
+
+func TestBrowserEncryptedRoomSurvivesARestartAndCountsUnread(t *testing.T) {
+	es := startE2EServer(t, nil)
+	alice, bob := sealedPair(t, es)
+	alice.say("before the restart")
+	bob.waitMessage("Alice", "before the restart")
+
+	// The new server knows nothing of the room: it comes back as an
+	// ordinary one, and the pages, which hold the key, keep sealing.
+	es.restart()
+	for _, u := range []*browserUser{alice, bob} {
+		u.waitFor("a reconnect", `() => __e2e.statuses.some((s) => s.includes('Reconnecting')) &&
+			document.getElementById('status').dataset.state === 'open'`)
+		u.waitSealed()
+	}
+	browserEval[chromedp.Void](bob, `Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+		document.dispatchEvent(new Event('visibilitychange'))`)
+	alice.say("after the restart")
+	alice.say("still sealed?")
+	bob.waitMessage("Alice", "still sealed?")
+	bob.waitFor("the unread count in the title", `() => document.title === '(2) Hallway'`)
+	for _, f := range es.live.Load().srv.roomHistory(browserEval[string](alice, `document.getElementById('room-code').textContent`)) {
+		if !strings.Contains(f, `"message":"e1.`) || strings.Contains(f, "sealed?") {
+			t.Errorf("after the restart the server holds %s, want sealed messages only", f)
+		}
+	}
+	if got := bob.messages(); strings.Join(got, "|") != "Alice: before the restart|Alice: after the restart|Alice: still sealed?" {
+		t.Errorf("bob sees %q", got)
+	}
+}
+
+func TestBrowserEncryptedMessageFailsAndRetries(t *testing.T) {
+	es := startE2EServer(t, map[string]string{"MESSAGE_RATE": "0.01", "MESSAGE_BURST": "1"})
+	b := startBrowser(t)
+	alice := newBrowserUser(t, b, "alice")
+	alice.createSealedRoom(es.URL, "Alice")
+	alice.say("this one goes through")
+	alice.waitMessage("Alice", "this one goes through")
+	alice.say("this one is too soon")
+	failed := `() => {
+		const li = [...document.querySelectorAll('#message-list .msg.failed')]
+			.find((li) => li.querySelector('.text').textContent === 'this one is too soon');
+		return li && li.querySelector('.state').textContent.includes('too fast') && li.querySelector('button.retry');
+	}`
+	alice.waitFor("the message to be marked failed with the reason", failed)
+	alice.do("retry", chromedp.Click(chromedp.CSS("#message-list .msg.failed button.retry")))
+	alice.waitFor("the retry to be sealed, sent and to fail again", failed)
+	if n := browserEval[int](alice, `document.querySelectorAll('#message-list .msg').length`); n != 2 {
+		t.Errorf("%d messages shown, want 2 (a retry must not duplicate)", n)
+	}
+}
+
+func TestBrowserEncryptedComposerCountsPlaintextRoom(t *testing.T) {
+	es := startE2EServer(t, map[string]string{"MAX_MESSAGE_BYTES": "300"})
+	b := startBrowser(t)
+	alice := newBrowserUser(t, b, "alice")
+	alice.createSealedRoom(es.URL, "Alice")
+	// What is left is what still fits once sealed: fill the room exactly,
+	// and the message goes through within the server's 300 bytes.
+	room := browserEval[int](alice, `(async () => {
+		const c = await import('/crypto.js');
+		const seal = await c.openRoom(history.state.key, document.getElementById('room-code').textContent);
+		return seal.plaintextRoom(300, 'Alice');
+	})()`)
+	if room < 100 || room > 200 {
+		t.Fatalf("plaintext room %d of 300 wire bytes, want about 3/4 less the overhead", room)
+	}
+	full := strings.Repeat("x", room)
+	alice.do("fill the room", chromedp.SetValue(chromedp.ID("composer-input"), full+"y"), chromedp.Focus(chromedp.ID("composer-input")),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('composer-input').dispatchEvent(new Event('input'))`))
+	if c := browserEval[string](alice, `document.getElementById('counter').textContent`); c != "1 byte over the limit" {
+		t.Errorf("one byte over the plaintext room, the counter says %q", c)
+	}
+	alice.do("send exactly the room", chromedp.SetValue(chromedp.ID("composer-input"), full), chromedp.Focus(chromedp.ID("composer-input")),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('composer-input').dispatchEvent(new Event('input'))`))
+	if c := browserEval[string](alice, `document.getElementById('counter').textContent`); c != "0 bytes left" {
+		t.Errorf("at the plaintext room, the counter says %q", c)
+	}
+	alice.do("send", pressEnter)
+	alice.waitMessage("Alice", full)
+}
+
+// TestBrowserEncryptedScreenshots pictures an encrypted room with its
+// explanation open, on a desktop and a phone; docs/screenshot-e2ee.png is
+// a copy of the desktop one.
+func TestBrowserEncryptedScreenshots(t *testing.T) {
+	es := startE2EServer(t, nil)
+	b := startBrowser(t)
+	maya := newBrowserUser(t, b, "maya")
+	maya.do("desktop size", chromedp.EmulateViewport(1280, 800), setColorScheme("light"))
+	_, link := maya.createSealedRoom(es.URL, "Maya")
+	jonas := newBrowserUser(t, b, "jonas")
+	jonas.joinFromLink(link, "Jonas")
+	jonas.waitSealed()
+	for _, line := range []struct {
+		who  *browserUser
+		name string
+		text string
+	}{
+		{jonas, "Jonas", "Here are the interview notes, as promised."},
+		{maya, "Maya", "Thanks. The server only ever sees scrambled text, right?"},
+		{jonas, "Jonas", "Right. Let's compare the safety words before we go on."},
+	} {
+		line.who.do("say", chromedp.SetValue(chromedp.ID("composer-input"), line.text), chromedp.Focus(chromedp.ID("composer-input")), pressEnter)
+		maya.waitMessage(line.name, line.text)
+	}
+	maya.waitPeople("Jonas", "Maya")
+	maya.do("open the explanation", chromedp.Click(chromedp.ID("e2ee-badge")))
+	maya.waitFor("the explanation", `() => !document.getElementById('e2ee-info').hidden`)
+	maya.screenshot("room-e2ee-desktop.png")
+	maya.do("phone size", chromedp.EmulateViewport(360, 740, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch))
+	maya.waitFor("the phone layout", `() => window.innerWidth === 360`)
+	maya.do("close the explanation", chromedp.Click(chromedp.ID("e2ee-close")))
+	maya.screenshot("room-e2ee-phone.png")
 }
