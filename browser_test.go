@@ -523,6 +523,23 @@ func (u *browserUser) joinFromStart(baseURL, name, codeOrLink string) {
 	u.waitJoined()
 }
 
+// copyLink clicks Copy link, with the clipboard allowed for origin, and
+// returns what it copied.
+func (u *browserUser) copyLink(origin string) string {
+	u.t.Helper()
+	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
+		if _, err := chromedp.CallBrowser(u.ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: perm}, Setting: browser.PermissionSettingGranted,
+			Origin: origin, BrowserContextID: chromedp.FromContext(u.ctx).BrowserContextID,
+		}); err != nil {
+			u.t.Fatalf("grant %s: %v", perm, err)
+		}
+	}
+	u.do("copy the link", chromedp.Click(chromedp.ID("copy-link")))
+	u.waitFor("the copy button to say it copied", `() => document.querySelector('#copy-link .label').textContent === 'Copied'`)
+	return browserEval[string](u, `navigator.clipboard.readText()`)
+}
+
 // aliceAndBob starts a browser in which Alice starts a room and Bob joins it
 // from its link, each in a browser context of their own.
 func aliceAndBob(t *testing.T, es *e2eServer) (alice, bob *browserUser, code string) {
@@ -544,17 +561,7 @@ func TestBrowserTwoPeopleChat(t *testing.T) {
 	code := alice.createRoomFromStart(es.URL, "Alice", "create-room")
 
 	// Alice copies the link with one click (the clipboard is allowed here).
-	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
-		if _, err := chromedp.CallBrowser(alice.ctx, browser.SetPermission, browser.SetPermissionParams{
-			Permission: &browser.PermissionDescriptor{Name: perm}, Setting: browser.PermissionSettingGranted,
-			Origin: es.URL, BrowserContextID: chromedp.FromContext(alice.ctx).BrowserContextID,
-		}); err != nil {
-			t.Fatalf("grant %s: %v", perm, err)
-		}
-	}
-	alice.do("copy the link", chromedp.Click(chromedp.ID("copy-link")))
-	alice.waitFor("the copy button to say it copied", `() => document.querySelector('#copy-link .label').textContent === 'Copied'`)
-	link := browserEval[string](alice, `navigator.clipboard.readText()`)
+	link := alice.copyLink(es.URL)
 	if want := es.URL + "/r/" + code; link != want {
 		t.Fatalf("copied link %q, want %q", link, want)
 	}
@@ -734,10 +741,15 @@ func TestBrowserReconnectsAfterDropWithoutDuplicates(t *testing.T) {
 	}
 }
 
-func TestBrowserRateLimitedMessageFails(t *testing.T) {
+func TestBrowserRateLimitedMessageFails(t *testing.T) { rateLimitedMessageFails(t, false) }
+
+// rateLimitedMessageFails has a message refused as too fast, retried,
+// refused again and discarded, in an ordinary or an encrypted (sealed) room.
+func rateLimitedMessageFails(t *testing.T, sealed bool) {
 	es := startE2EServer(t, map[string]string{"MESSAGE_RATE": "0.01", "MESSAGE_BURST": "1"})
 	b := startBrowser(t)
 	alice := newBrowserUser(t, b, "alice")
+	alice.sealed = sealed
 	alice.createRoomFromStart(es.URL, "Alice", "create-room")
 	alice.say("this one goes through")
 	alice.waitMessage("Alice", "this one goes through")

@@ -5,7 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -75,16 +76,12 @@ func isBase64URL(s string) bool {
 // sha256sum does, so that anyone can compare them with what a server sends:
 // a server that altered the page's scripts could read the keys.
 func writeStaticHashes(w io.Writer) error {
-	return fs.WalkDir(staticFiles, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+	files := loadStatic()
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		sum := sha256.Sum256(files[name].data)
+		if _, err := fmt.Fprintf(w, "%s  %s\n", hex.EncodeToString(sum[:]), name); err != nil {
 			return err
 		}
-		data, err := staticFiles.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(data)
-		_, err = fmt.Fprintf(w, "%s  %s\n", hex.EncodeToString(sum[:]), strings.TrimPrefix(p, "static/"))
-		return err
-	})
+	}
+	return nil
 }

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
@@ -163,17 +162,7 @@ func TestBrowserEncryptedRoomKeepsTextAndKeyFromTheServer(t *testing.T) {
 	key := alice.roomKey()
 
 	// Copy link puts the key back after "#"; the address bar never has it.
-	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
-		if _, err := chromedp.CallBrowser(alice.ctx, browser.SetPermission, browser.SetPermissionParams{
-			Permission: &browser.PermissionDescriptor{Name: perm}, Setting: browser.PermissionSettingGranted,
-			Origin: es.URL, BrowserContextID: chromedp.FromContext(alice.ctx).BrowserContextID,
-		}); err != nil {
-			t.Fatalf("grant %s: %v", perm, err)
-		}
-	}
-	alice.do("copy the link", chromedp.Click(chromedp.ID("copy-link")))
-	alice.waitFor("the copy button to say it copied", `() => document.querySelector('#copy-link .label').textContent === 'Copied'`)
-	link := browserEval[string](alice, `navigator.clipboard.readText()`)
+	link := alice.copyLink(es.URL)
 	if want := es.URL + "/r/" + code + "#k=" + key; link != want {
 		t.Fatalf("copied link %q, want %q", link, want)
 	}
@@ -500,26 +489,7 @@ func TestBrowserEncryptedRoomSurvivesARestartAndCountsUnread(t *testing.T) {
 	}
 }
 
-func TestBrowserEncryptedMessageFailsAndRetries(t *testing.T) {
-	es := startE2EServer(t, map[string]string{"MESSAGE_RATE": "0.01", "MESSAGE_BURST": "1"})
-	b := startBrowser(t)
-	alice := newBrowserUser(t, b, "alice")
-	alice.createSealedRoom(es.URL, "Alice")
-	alice.say("this one goes through")
-	alice.waitMessage("Alice", "this one goes through")
-	alice.say("this one is too soon")
-	failed := `() => {
-		const li = [...document.querySelectorAll('#message-list .msg.failed')]
-			.find((li) => li.querySelector('.text').textContent === 'this one is too soon');
-		return li && li.querySelector('.state').textContent.includes('too fast') && li.querySelector('button.retry');
-	}`
-	alice.waitFor("the message to be marked failed with the reason", failed)
-	alice.do("retry", chromedp.Click(chromedp.CSS("#message-list .msg.failed button.retry")))
-	alice.waitFor("the retry to be sealed, sent and to fail again", failed)
-	if n := browserEval[int](alice, `document.querySelectorAll('#message-list .msg').length`); n != 2 {
-		t.Errorf("%d messages shown, want 2 (a retry must not duplicate)", n)
-	}
-}
+func TestBrowserEncryptedMessageFailsAndRetries(t *testing.T) { rateLimitedMessageFails(t, true) }
 
 func TestBrowserEncryptedComposerCountsPlaintextRoom(t *testing.T) {
 	es := startE2EServer(t, map[string]string{"MAX_MESSAGE_BYTES": "300"})
