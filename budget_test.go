@@ -228,20 +228,6 @@ func TestMemorySettings(t *testing.T) {
 			t.Errorf("%q = %d, %v; want %d", in, b, err, want)
 		}
 	}
-	for _, tc := range []struct{ name, value string }{
-		{"MEMORY_LIMIT", "lots"},
-		{"MEMORY_LIMIT", "1MiB"},
-		{"HISTORY_BYTES", "-5"},
-		{"HISTORY_BYTES", "1KiB"}, // less than one 4096-byte message
-		{"HISTORY_TOTAL_BYTES", "100KiB"},
-		{"MAX_CONNS_PER_IP", "-1"},
-		{"JOIN_RATE", "often"},
-	} {
-		_, err := loadConfig(map[string]string{tc.name: tc.value})
-		if err == nil || !strings.Contains(err.Error(), tc.name) {
-			t.Errorf("%s=%s: error %v, want one naming %s", tc.name, tc.value, err, tc.name)
-		}
-	}
 	var c config
 	c.resolveMemory(0, 256<<20)
 	if c.MemoryLimit != 256<<20/10*9 || c.HistoryTotalBytes != c.MemoryLimit/4 {

@@ -1162,6 +1162,13 @@ func TestInvalidConfigNamesTheVariable(t *testing.T) {
 		{"MESSAGE_RATE", "fast"},
 		{"MESSAGE_BURST", "0"},
 		{"PING_INTERVAL", "0s"},
+		{"MEMORY_LIMIT", "lots"},
+		{"MEMORY_LIMIT", "1MiB"},
+		{"HISTORY_BYTES", "-5"},
+		{"HISTORY_BYTES", "1KiB"}, // less than one 4096-byte message
+		{"HISTORY_TOTAL_BYTES", "100KiB"},
+		{"MAX_CONNS_PER_IP", "-1"},
+		{"JOIN_RATE", "often"},
 	} {
 		_, err := loadConfig(map[string]string{tc.name: tc.value})
 		if err == nil || !strings.Contains(err.Error(), tc.name) {
