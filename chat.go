@@ -45,6 +45,8 @@ type server struct {
 	creates *ipLimiter // new rooms per IP, named or created
 	joins   *ipLimiter // WebSocket joins per IP
 	history historyBudget
+	fleet   *fleet         // which machine owns each room
+	metrics *serverMetrics // counts for GET /metrics
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -94,7 +96,9 @@ func newServer(cfg config, logger *slog.Logger) *server {
 		rooms:     make(map[string]*room),
 		perIP:     make(map[string]int),
 		stopWatch: stop,
+		fleet:     newFleet(cfg, logger),
 	}
+	s.metrics = newServerMetrics(s)
 	go s.watchWrites(ctx)
 	return s
 }
@@ -294,6 +298,7 @@ func (s *server) publish(c *client, in inboundMessage) (backlog bool) {
 	})
 	r.lastActive.Store(s.history.activity.Add(1))
 	s.history.add(r.rememberLocked(frame, s.cfg.HistorySize, int(s.cfg.HistoryBytes)))
+	s.metrics.accepted.Add(1)
 	backlog = s.broadcastLocked(r, frame, false)
 	r.mu.Unlock()
 	if s.history.over() {
@@ -322,6 +327,7 @@ func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog b
 		m.kicked = true
 		r.removeLocked(m)
 		go m.conn.Close(websocket.StatusPolicyViolation, reasonTooSlow)
+		s.metrics.cutOff(reasonTooSlow)
 	}
 	for _, m := range dropped {
 		s.announceLeaveLocked(r, m)
@@ -455,6 +461,7 @@ func (s *server) shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, c := range all {
 		s.goAway(c)
+		s.metrics.cutOff(reasonRestarting)
 	}
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()

@@ -129,6 +129,7 @@ func (s *server) serveClient(c *client) {
 	// Logged before leave releases the connection, so that a finished
 	// shutdown has every line written.
 	s.log.Debug("connection ended", "how", closeKind(err))
+	s.metrics.connectionEnded(err)
 	s.leave(c)
 	c.conn.CloseNow()
 }
@@ -173,6 +174,7 @@ func (s *server) readLoop(c *client) error {
 			c.conn.Close(websocket.StatusPolicyViolation, reasonAbuse)
 			return errAbuse
 		}
+		s.metrics.refused(rejected.Code)
 		s.enqueue(c, encodeFrame(typeError, rejected), false)
 	}
 }
@@ -215,6 +217,7 @@ func (s *server) enqueue(c *client, frame []byte, isCount bool) (ok, backlog boo
 	}
 	c.queue = append(c.queue, frame)
 	c.queuedBytes += len(frame)
+	s.metrics.deliveries.Add(1)
 	s.startWriterLocked(c)
 	return true, len(c.queue) > s.cfg.SendBuffer/2 || c.queuedBytes > int(s.cfg.SendBufferBytes)/2
 }
@@ -231,6 +234,7 @@ func (s *server) enqueueReplay(c *client, frames [][]byte) {
 		c.queuedBytes += len(f)
 		c.allowance += len(f)
 	}
+	s.metrics.deliveries.Add(uint64(len(frames)))
 	if len(frames) > 0 {
 		s.startWriterLocked(c)
 	}
@@ -372,6 +376,7 @@ func (s *server) ping(c *client) {
 		c.pinger.Reset(s.cfg.PingInterval)
 	case errors.Is(err, context.DeadlineExceeded):
 		c.conn.Close(websocket.StatusPolicyViolation, reasonPingFailed)
+		s.metrics.cutOff(reasonPingFailed)
 	}
 }
 

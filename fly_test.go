@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,6 +30,7 @@ type flyConfig struct {
 	Build         flyBuild          `toml:"build"`
 	Env           map[string]string `toml:"env"`
 	HTTPService   flyHTTPService    `toml:"http_service"`
+	Metrics       flyMetrics        `toml:"metrics"`
 	VM            []flyVM           `toml:"vm"`
 }
 
@@ -65,6 +67,12 @@ type flyCheck struct {
 	Interval    flyDuration `toml:"interval"`
 	Timeout     flyDuration `toml:"timeout"`
 	GracePeriod flyDuration `toml:"grace_period"`
+}
+
+// flyMetrics is the [metrics] section: where Fly's Prometheus scrapes.
+type flyMetrics struct {
+	Port int    `toml:"port"`
+	Path string `toml:"path"`
 }
 
 // flyVM is one [[vm]] entry.
@@ -145,8 +153,10 @@ func TestFlyService(t *testing.T) {
 	if !hs.ForceHTTPS {
 		t.Error("force_https is off")
 	}
-	if hs.AutoStopMachines != "stop" || !hs.AutoStartMachines || hs.MinMachinesRunning != 0 {
-		t.Errorf("auto_stop_machines = %q, auto_start_machines = %v, min_machines_running = %d; want stop, true, 0 (scale to zero)",
+	// Autostop could stop a machine with live rooms when the region has
+	// spare capacity; machines stop by exiting after IDLE_EXIT instead.
+	if hs.AutoStopMachines != "off" || !hs.AutoStartMachines || hs.MinMachinesRunning != 0 {
+		t.Errorf("auto_stop_machines = %q, auto_start_machines = %v, min_machines_running = %d; want off, true, 0 (scale to zero by IDLE_EXIT)",
 			hs.AutoStopMachines, hs.AutoStartMachines, hs.MinMachinesRunning)
 	}
 	c := hs.Concurrency
@@ -186,6 +196,32 @@ func TestFlyEnv(t *testing.T) {
 	}
 	if lim := int64(cfg.MemoryLimit); lim == 0 || lim > vm<<20*7/8 {
 		t.Errorf("MEMORY_LIMIT = %v, want one set below 7/8 of the VM's %d MB", cfg.MemoryLimit, vm)
+	}
+	if cfg.IdleExit <= 0 {
+		t.Errorf("IDLE_EXIT = %v: with autostop off, machines would never stop", cfg.IdleExit)
+	}
+}
+
+// TestFlyMetrics checks that [metrics] scrapes the port METRICS_ADDR
+// serves, a port no service publishes, and that the public port has no
+// /metrics.
+func TestFlyMetrics(t *testing.T) {
+	t.Parallel()
+	fc := loadFlyConfig(t)
+	cfg, err := loadConfig(fc.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(cfg.MetricsAddr, ":")
+	if fc.Metrics.Path != "/metrics" || port != strconv.Itoa(fc.Metrics.Port) {
+		t.Errorf("[metrics] = %+v, METRICS_ADDR = %q; want path /metrics on METRICS_ADDR's port", fc.Metrics, cfg.MetricsAddr)
+	}
+	if fc.Metrics.Port == fc.HTTPService.InternalPort {
+		t.Errorf("[metrics] port %d is the public service's port", fc.Metrics.Port)
+	}
+	ts := setupTest(t, fc.Env)
+	if resp := getJSON(t, httptestGet(ts, "/metrics"), nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("public GET /metrics = %d, want 404", resp.StatusCode)
 	}
 }
 

@@ -35,10 +35,10 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("POST /api/rooms", s.createRoomHandler)
 	mux.HandleFunc("OPTIONS /api/", s.preflightHandler)
 	mux.HandleFunc("GET /ws/{room}", s.subscribeHandler)
-	mux.HandleFunc("GET /r/{room}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, "index.html") })
+	mux.HandleFunc("GET /r/{room}", s.roomPageHandler)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, "index.html") })
 	mux.HandleFunc("GET /{file...}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, r.PathValue("file")) })
-	return securityHeaders(mux)
+	return securityHeaders(s.countRefusals(mux))
 }
 
 // securityHeaders sets the headers every response carries.
@@ -64,6 +64,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError answers with the JSON error body {"code","text"}.
 func writeError(w http.ResponseWriter, status int, code, text string) {
+	noteRefusal(w, code)
 	writeJSON(w, status, errorPayload{Code: code, Text: text})
 }
 
@@ -79,6 +80,9 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 	name, ok := normalizeRoom(r.PathValue("room"))
 	if !ok {
 		writeError(w, http.StatusBadRequest, codeBadRoom, "room names are 1–64 characters of a-z, 0-9, _ and -")
+		return
+	}
+	if s.route(w, r, name) {
 		return
 	}
 	username, err := normalizeUsername(r.URL.Query().Get("username"), time.Now())
@@ -271,7 +275,7 @@ func (s *server) createRoom(capacity int, cipher roomCipher) (string, error) {
 		return "", errShuttingDown
 	}
 	for {
-		code := roomCodeEncoding.EncodeToString(randomBytes(10))
+		code := s.fleet.pin(roomCodeEncoding.EncodeToString(randomBytes(10)))
 		if s.rooms[code] != nil {
 			continue
 		}

@@ -91,6 +91,20 @@ type config struct {
 	// ShutdownTimeout bounds the graceful shutdown. Defaults to 4s, inside
 	// Fly.io's default kill timeout of 5s.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"4s" help:"time allowed for closing connections on SIGINT/SIGTERM"`
+	// FlyMachineID is this machine's ID, set by Fly.io. With FlyAppName it
+	// routes every room to one machine. Defaults to empty (one machine).
+	FlyMachineID string `env:"FLY_MACHINE_ID" help:"set by Fly.io: this machine's ID; with FLY_APP_NAME, each room lives on one machine"`
+	// FlyAppName is the app's name, set by Fly.io. Defaults to empty.
+	FlyAppName string `env:"FLY_APP_NAME" help:"set by Fly.io: the app whose machines share the rooms"`
+	// FleetRefresh is how often the machine list is reread on Fly.io.
+	// Defaults to 5s.
+	FleetRefresh time.Duration `env:"FLEET_REFRESH" envDefault:"5s" help:"how often the app's machine list is reread on Fly.io"`
+	// IdleExit ends the process after this long with no rooms and no
+	// connections, so a platform can stop the machine. Defaults to 0 (never).
+	IdleExit time.Duration `env:"IDLE_EXIT" envDefault:"0s" help:"exit after this long with no rooms or connections; 0 never exits"`
+	// MetricsAddr is where GET /metrics is served, apart from the public
+	// port, e.g. 127.0.0.1:9091. Defaults to empty: no metrics served.
+	MetricsAddr string `env:"METRICS_ADDR" help:"host:port serving GET /metrics apart from PORT; empty serves none"`
 }
 
 // loadConfig reads the configuration from environ (os.Environ when nil) and
@@ -165,6 +179,10 @@ func (c config) validate() error {
 	check(c.PingInterval > 0, "PING_INTERVAL", "%v must be positive", c.PingInterval)
 	check(c.WriteTimeout > 0, "WRITE_TIMEOUT", "%v must be positive", c.WriteTimeout)
 	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "%v must be positive", c.ShutdownTimeout)
+	check(c.FlyMachineID == "" || validMachineID(c.FlyMachineID), "FLY_MACHINE_ID", "%q is not 1–40 of a-z and 0-9", c.FlyMachineID)
+	check(c.FleetRefresh > 0, "FLEET_REFRESH", "%v must be positive", c.FleetRefresh)
+	check(c.IdleExit >= 0, "IDLE_EXIT", "%v is negative", c.IdleExit)
+	check(c.MetricsAddr == "" || validAddr(c.MetricsAddr), "METRICS_ADDR", "%q is not host:port", c.MetricsAddr)
 	return errors.Join(errs...)
 }
 
@@ -254,6 +272,11 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 // WebSocket with 1001 and waits up to ShutdownTimeout for writers to flush.
 func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger) error {
 	srv := newServer(cfg, logger)
+	ctx, stopFleet := srv.runFleet(ctx)
+	defer stopFleet()
+	if err := srv.listenMetrics(ctx); err != nil {
+		return err
+	}
 	hs := &http.Server{
 		Handler:           srv.handler(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -10,6 +10,7 @@ export const closeCode = Object.freeze({
   policy: 1008, // too slow, too many bad messages
   tooBig: 1009,
   internal: 1011,
+  roomMoved: 4307, // the room now lives on another machine: rejoin
 });
 
 // minBackoffMs is the first delay before a reconnect after a failure.
@@ -170,7 +171,8 @@ export class RoomConnection {
     if (this.welcomedAt && Date.now() - this.welcomedAt > stableMs) this.failures = 0;
     this.welcomedAt = 0;
     switch (code) {
-      case closeCode.goingAway: {
+      case closeCode.goingAway:
+      case closeCode.roomMoved: {
         const [lo, hi] = restartDelayMs;
         this.quietUntil = Date.now() + restartQuietMs;
         this.wait(lo + Math.random() * (hi - lo), { reason });
@@ -206,8 +208,8 @@ export class RoomConnection {
     if (res.status === 426 || code === 'upgrade_required' || (res.status >= 500 && res.status !== 503)) {
       // Nothing wrong with the request: the network or the server hiccupped.
       this.wait(backoffDelay(this.failures++), { reason: 'network' });
-    } else if (code === 'shutting_down') {
-      // Restarting: come back after Retry-After, without alarming anyone.
+    } else if (code === 'shutting_down' || code === 'room_moving') {
+      // Restarting or moving: come back after Retry-After, without alarming anyone.
       const after = Number(res.headers.get('Retry-After')) * 1000 || 0;
       this.quietUntil = Math.max(this.quietUntil, Date.now() + after + restartQuietMs);
       this.wait(Math.max(after, backoffDelay(this.failures++)), { reason: code });
