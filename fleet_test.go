@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -296,6 +297,7 @@ type flyFleet struct {
 	proxy    *flyProxy
 	front    *httptest.Server
 	machines map[string]*flyMachine // running ones
+	all      []*flyMachine          // every machine ever started
 }
 
 // startFlyFleet starts a machine for each id behind a proxy.
@@ -315,6 +317,7 @@ func startFlyFleet(t *testing.T, ids ...string) *flyFleet {
 func (f *flyFleet) addMachine(id string) {
 	m := startFlyMachine(f.t, id, f.dns, nil)
 	f.machines[id] = m
+	f.all = append(f.all, m)
 	f.proxy.add(id, m.ts.URL)
 }
 
@@ -467,6 +470,16 @@ func TestFleetBehindFlyProxy(t *testing.T) {
 	}
 	if n := f.proxy.doubleReplays.Load(); n != 0 {
 		t.Errorf("%d replayed requests asked for another replay (a replay loop)", n)
+	}
+	// Every replay the machines counted is one the proxy made.
+	var counted float64
+	for _, m := range f.all {
+		var b bytes.Buffer
+		m.srv.metrics.writeTo(&b)
+		counted += metricValue(t, parseMetrics(t, b.Bytes()), "hallway_replays_total", "", "")
+	}
+	if made := f.proxy.replays.Load(); counted != float64(made) {
+		t.Errorf("machines counted %v replays; the proxy made %d", counted, made)
 	}
 	for _, m := range f.machines {
 		if strings.Contains(m.logs.String(), "hall-") {

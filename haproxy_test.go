@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// readmeHAProxyConfig is the README's HAProxy configuration, verbatim.
+func readmeHAProxyConfig(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```haproxy\n(.*?)```").FindAllSubmatch(readme, -1)
+	if len(blocks) != 1 {
+		t.Fatalf("README.md has %d haproxy blocks, want exactly one", len(blocks))
+	}
+	return string(blocks[0][1])
+}
+
+// haproxyPath finds haproxy, skipping the test without it unless CI=1 or
+// E2E=1 demands it (.ci/run installs it).
+func haproxyPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("haproxy")
+	if err == nil {
+		return p
+	}
+	const msg = "haproxy is not installed (apt-get install haproxy)"
+	if os.Getenv("CI") == "1" || os.Getenv("E2E") == "1" {
+		t.Fatal("CI=1 or E2E=1 but " + msg)
+	}
+	t.Skip(msg + "; set E2E=1 to make this a failure")
+	return ""
+}
+
+// readmeNodes are the node addresses the README's configuration names.
+var readmeNodes = []string{"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"}
+
+// startNode runs this tree's server in a process of its own on a free
+// loopback port, with the settings the README gives a node.
+func startNode(t *testing.T, environ ...string) (*serverProcess, string) {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testBinary())
+	cmd.Env = append(os.Environ(), loadServeEnv+"=1", "PORT="+port, "HOST=127.0.0.1", "CLIENT_IP_HEADER=X-Real-IP",
+		"ROOM_CREATE_RATE=0")
+	cmd.Env = append(cmd.Env, environ...)
+	p, err := startCommand(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.stop)
+	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
+	defer cancel()
+	base := "http://127.0.0.1:" + port
+	if err := waitHealthy(ctx, base, p); err != nil {
+		p.stop()
+		t.Fatalf("node did not start: %v; it printed:\n%s", err, p.out.String())
+	}
+	return p, base
+}
+
+// startHAProxy runs haproxy with the README's configuration, its addresses
+// replaced by the test's, and returns the front address.
+func startHAProxy(t *testing.T, nodes []string) string {
+	t.Helper()
+	bin := haproxyPath(t)
+	cfg := readmeHAProxyConfig(t)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(cfg, "bind :80\n") != 1 {
+		t.Fatal("the README's HAProxy configuration has no single `bind :80` line")
+	}
+	cfg = strings.Replace(cfg, "bind :80\n", "bind 127.0.0.1:"+port+"\n", 1)
+	for i, addr := range readmeNodes {
+		if strings.Count(cfg, addr) != 2 {
+			t.Fatalf("the README's HAProxy configuration names %s %d times, want twice (both backends)", addr, strings.Count(cfg, addr))
+		}
+		cfg = strings.ReplaceAll(cfg, addr, strings.TrimPrefix(nodes[i], "http://"))
+	}
+	file := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "-c", "-f", file).CombinedOutput(); err != nil {
+		t.Fatalf("haproxy -c rejects the README's configuration: %v\n%s", err, out)
+	}
+	p, err := startCommand(exec.Command(bin, "-db", "-f", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.stop)
+	front := "http://127.0.0.1:" + port
+	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
+	defer cancel()
+	if err := waitHealthy(ctx, front, p); err != nil {
+		p.stop()
+		t.Fatalf("haproxy did not serve: %v; it printed:\n%s", err, p.out.String())
+	}
+	return front
+}
+
+func TestHAProxyFromREADME(t *testing.T) {
+	t.Parallel()
+	var procs []*serverProcess
+	var nodes []string
+	for range readmeNodes {
+		// A room of three is full, so a full room answers only from its node.
+		p, base := startNode(t, "MAX_ROOM_CLIENTS=3")
+		procs, nodes = append(procs, p), append(nodes, base)
+	}
+	front := startHAProxy(t, nodes)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+
+	rooms := make(map[string][]*roomMember)
+	for i := range 12 {
+		rooms[fmt.Sprintf("hall-%02d", i)] = nil
+	}
+	for range 6 {
+		var res struct{ Room string }
+		req, _ := http.NewRequest(http.MethodPost, front+"/api/rooms", nil)
+		if resp := getJSON(t, req, &res); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST /api/rooms through haproxy = %d", resp.StatusCode)
+		}
+		rooms[res.Room] = nil
+	}
+	members := 0
+	for room := range rooms {
+		for n := range 3 {
+			rooms[room] = append(rooms[room], startMember(ctx, front, room, n))
+			members++
+		}
+	}
+	everyoneHearsEveryone(t, rooms, "one")
+
+	// Every node counts only its own members, and they add up.
+	total := 0
+	for _, n := range nodes {
+		clients, err := healthClients(context.Background(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += clients
+	}
+	if total != members {
+		t.Errorf("the nodes count %d members, want %d", total, members)
+	}
+	// The same room in capitals reaches the same node: it answers that the
+	// room is full, which the other nodes would not.
+	for room := range rooms {
+		var e errorPayload
+		resp := getJSON(t, httptestGet(&testServer{Server: nodeServer(front)}, "/ws/"+strings.ToUpper(room)+"?username=x"), &e)
+		if resp.StatusCode != http.StatusConflict || e.Code != codeRoomFull {
+			t.Errorf("GET /ws/%s through haproxy = %d %q, want 409 room_full from the room's node", strings.ToUpper(room), resp.StatusCode, e.Code)
+		}
+	}
+
+	// A node goes down: its rooms start afresh, whole, on the others; the
+	// members rejoin by themselves.
+	procs[0].cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-procs[0].exited:
+	case <-time.After(fleetTimeout):
+		t.Fatal("node did not stop on SIGTERM")
+	}
+	everyoneHearsEveryone(t, rooms, "two")
+}
+
+// nodeServer wraps a base URL for the chat tests' request helpers.
+func nodeServer(base string) *httptest.Server { return &httptest.Server{URL: base} }
