@@ -392,7 +392,8 @@ func (s *server) evictMoved() {
 				m.kicked = true
 			}
 			moved = append(moved, r.members...)
-			r.members, r.history = nil, nil
+			s.history.add(-r.histBytes)
+			r.members, r.history, r.histBytes = nil, nil, 0
 			r.stopIdleLocked()
 			rooms++
 		}

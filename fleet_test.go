@@ -69,7 +69,7 @@ type flyMachine struct {
 // startFlyMachine starts server id reading its machine list from dns.
 func startFlyMachine(t *testing.T, id string, dns *fakeDNS, environ map[string]string) *flyMachine {
 	t.Helper()
-	env := map[string]string{"FLY_MACHINE_ID": id, "FLY_APP_NAME": "hallway-test", "FLEET_REFRESH": "50ms", "ROOM_CREATE_RATE": "0"}
+	env := map[string]string{"FLY_MACHINE_ID": id, "FLY_APP_NAME": "hallway-test", "FLEET_REFRESH": "50ms", "ROOM_CREATE_RATE": "0", "JOIN_RATE": "0"}
 	for k, v := range environ {
 		env[k] = v
 	}

@@ -58,7 +58,7 @@ func startNode(t *testing.T, environ ...string) (*serverProcess, string) {
 	}
 	cmd := exec.Command(testBinary())
 	cmd.Env = append(os.Environ(), loadServeEnv+"=1", "PORT="+port, "HOST=127.0.0.1", "CLIENT_IP_HEADER=X-Real-IP",
-		"ROOM_CREATE_RATE=0")
+		"ROOM_CREATE_RATE=0", "JOIN_RATE=0")
 	cmd.Env = append(cmd.Env, environ...)
 	p, err := startCommand(cmd)
 	if err != nil {
