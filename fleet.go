@@ -332,15 +332,12 @@ func (s *server) route(w http.ResponseWriter, r *http.Request, room string) bool
 
 // replayFailed handles a request Fly's proxy handed back because the owner
 // could not be reached: that machine is left out for a while, and the room
-// goes to the next in line. A fallback cannot be replayed again, so when
-// that is another machine the client is asked to come back in a second.
+// goes to the next in line. Only a replay this machine sent counts, so a
+// forged header cannot reroute rooms. A fallback cannot be replayed again,
+// so when the room is another machine's the client comes back in a second.
 func (s *server) replayFailed(w http.ResponseWriter, room string) bool {
 	f := s.fleet
-	gone := f.replayedTo(room)
-	if gone == "" {
-		gone = f.owner(room) // Handed to another machine than the sender.
-	}
-	if gone != f.self {
+	if gone := f.replayedTo(room); gone != "" && gone != f.self {
 		f.markUnreachable(gone)
 		f.log.Warn("replay to a room's owner failed; its rooms go to the next machine for a while", "machine", gone)
 	}
