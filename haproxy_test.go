@@ -1,3 +1,7 @@
+//go:build linux
+
+// It starts server processes and listeners with loadclient_test.go's helpers, which are linux-only.
+
 package main
 
 import (

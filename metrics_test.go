@@ -1,7 +1,10 @@
+//go:build linux
+
+// It picks a port with loadclient_test.go's freePort, which is linux-only.
+
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,49 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
-
-// parseMetrics parses the Prometheus text format with Prometheus's own
-// parser, failing the test on anything it rejects.
-func parseMetrics(t *testing.T, body []byte) map[string]*dto.MetricFamily {
-	t.Helper()
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("metrics do not parse: %v\n%s", err, body)
-	}
-	return fams
-}
-
-// metricValue is the value of family's series whose label (if any) has
-// value, and fails the test when there is none.
-func metricValue(t *testing.T, fams map[string]*dto.MetricFamily, family, label, value string) float64 {
-	t.Helper()
-	f := fams[family]
-	if f == nil {
-		t.Fatalf("no %s in the metrics", family)
-	}
-	for _, m := range f.GetMetric() {
-		matches := label == ""
-		for _, l := range m.GetLabel() {
-			matches = matches || l.GetName() == label && l.GetValue() == value
-		}
-		if !matches {
-			continue
-		}
-		switch f.GetType() {
-		case dto.MetricType_COUNTER:
-			return m.GetCounter().GetValue()
-		case dto.MetricType_GAUGE:
-			return m.GetGauge().GetValue()
-		}
-		t.Fatalf("%s has type %v, want a counter or a gauge", family, f.GetType())
-	}
-	t.Fatalf("no %s{%s=%q} in the metrics", family, label, value)
-	return 0
-}
 
 // scrapeMetrics fetches GET /metrics from url and parses it.
 func scrapeMetrics(t *testing.T, url string) ([]byte, map[string]*dto.MetricFamily) {
