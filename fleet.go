@@ -129,19 +129,19 @@ func (f *fleet) update(ctx context.Context) bool {
 	name := "all.vms." + f.app + ".internal"
 	records, err := f.lookup(ctx, name)
 	if err != nil {
-		f.lookupFailed(name, err)
+		f.unusable("machine list lookup failed", name, err)
 		return false
 	}
 	ids, err := parseMachines(records)
 	if err != nil {
-		f.log.Warn("machine list is malformed; keeping the last good one", "name", name, "error", err)
+		f.unusable("machine list is malformed", name, err)
 		return false
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failing {
 		f.failing = false
-		f.log.Info("machine list lookup works again", "name", name)
+		f.log.Info("machine list is usable again", "name", name)
 	}
 	f.forgetLocked(time.Now())
 	if slices.Equal(ids, f.machines) {
@@ -157,9 +157,9 @@ func (f *fleet) update(ctx context.Context) bool {
 	return true
 }
 
-// lookupFailed logs the first failure of an outage; the last good list, or
-// none (every room served here), stays in use.
-func (f *fleet) lookupFailed(name string, err error) {
+// unusable logs the first failed or malformed read of an outage as what;
+// the last good list, or none (every room served here), stays in use.
+func (f *fleet) unusable(what, name string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failing {
@@ -167,10 +167,10 @@ func (f *fleet) lookupFailed(name string, err error) {
 	}
 	f.failing = true
 	if f.machines == nil {
-		f.log.Warn("machine list lookup failed; serving every room here until one is read", "name", name, "error", err)
+		f.log.Warn(what+"; serving every room here until one is read", "name", name, "error", err)
 		return
 	}
-	f.log.Warn("machine list lookup failed; keeping the last good one", "name", name, "error", err)
+	f.log.Warn(what+"; keeping the last good one", "name", name, "error", err)
 }
 
 // owners returns the function that names a room's owner under the current

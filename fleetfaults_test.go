@@ -128,54 +128,59 @@ func waitLog(t *testing.T, m *flyMachine, line string) {
 func TestMachineListFaults(t *testing.T) {
 	t.Parallel()
 	self, other := "1781954c0e4e18", "3d8d2e6b4c1f28"
-	dns := &fakeDNS{err: errors.New("no such host")}
-	m := startFlyMachine(t, self, dns, nil)
 	theirs := roomOwnedBy(t, []string{self, other}, other)
+	mine := roomOwnedBy(t, []string{self, other}, self)
 
 	// No list yet: every room is served here.
+	dns := &fakeDNS{err: errors.New("no such host")}
+	m := startFlyMachine(t, self, dns, nil)
 	waitLog(t, m, "machine list lookup failed; serving every room here until one is read")
 	c, _, err := dialWith(t, m, theirs, nil)
 	if err != nil {
 		t.Fatalf("with no machine list, a join failed: %v", err)
 	}
 	chatsAlone(t, c)
-	c.conn.CloseNow()
-
 	dns.mu.Lock()
 	dns.err = nil
 	dns.mu.Unlock()
 	dns.set(self, other)
-	waitLog(t, m, "machine list lookup works again")
-	waitUntil(t, testTimeout, "the room to be replayed to its owner", func() string {
-		if got := replayTarget(t, m, theirs); got != other {
-			return fmt.Sprintf("fly-replay names %q", got)
-		}
-		return ""
-	})
+	waitLog(t, m, "machine list is usable again")
 
-	// Each bad list is logged and ignored: the last good one stays.
+	// Each bad read is logged once and ignored: the last good list stays.
 	for _, fault := range []struct {
-		set  func()
-		line string
+		entries []string
+		err     error
+		line    string
 	}{
-		{func() { dns.mu.Lock(); dns.entries = []string{"not a machine list"}; dns.mu.Unlock() }, "machine list is malformed; keeping the last good one"},
-		{func() { dns.mu.Lock(); dns.entries = nil; dns.mu.Unlock() }, "error=\"empty machine list\""},
-		{func() { dns.mu.Lock(); dns.err = errors.New("timeout"); dns.mu.Unlock() }, "machine list lookup failed; keeping the last good one"},
+		{[]string{"not a machine list"}, nil, "machine list is malformed; keeping the last good one"},
+		{nil, nil, `error="empty machine list"`},
+		{nil, errors.New("timeout"), "machine list lookup failed; keeping the last good one"},
 	} {
-		fault.set()
+		dns := &fakeDNS{}
+		dns.set(self, other)
+		m := startFlyMachine(t, self, dns, nil)
+		if got := replayTarget(t, m, theirs); got != other {
+			t.Fatalf("fly-replay names %q, want %s", got, other)
+		}
+		dns.mu.Lock()
+		dns.entries, dns.err = fault.entries, fault.err
+		dns.mu.Unlock()
 		waitLog(t, m, fault.line)
+		time.Sleep(200 * time.Millisecond) // a few more rounds of FLEET_REFRESH
+		if n := strings.Count(m.logs.String(), "keeping the last good one"); n != 1 {
+			t.Errorf("%q: logged %d times, want once for the outage", fault.line, n)
+		}
 		if got := replayTarget(t, m, theirs); got != other {
 			t.Errorf("after %q, fly-replay names %q, want %s still", fault.line, got, other)
 		}
-		mine := roomOwnedBy(t, []string{self, other}, self)
 		c, _, err := dialWith(t, m, mine, nil)
 		if err != nil {
 			t.Fatalf("after %q, a join to a room of this machine failed: %v", fault.line, err)
 		}
 		chatsAlone(t, c)
-	}
-	if strings.Contains(m.logs.String(), theirs) {
-		t.Error("a room name was logged")
+		if strings.Contains(m.logs.String(), theirs) || strings.Contains(m.logs.String(), mine) {
+			t.Error("a room name was logged")
+		}
 	}
 }
 
@@ -211,13 +216,19 @@ func TestReplayLoopIsServedHere(t *testing.T) {
 	if resp := getJSON(t, httptestGet(&testServer{Server: m.ts}, "/r/"+theirs), nil); resp.Header.Get("Fly-Replay") == "" {
 		t.Errorf("GET /r/{room} of another machine's room = %d without fly-replay", resp.StatusCode)
 	}
-	// Already a replay: never replayed again, served here.
+	// Already a replay: never replayed again, served here; the next
+	// reconciliation then sends the member to the owner.
 	c, _, err := dialWith(t, m, theirs, http.Header{"Fly-Replay-Src": {"instance=" + other + ";region=ams;t=1"}})
 	if err != nil {
 		t.Fatalf("a replayed request was refused: %v", err)
 	}
-	chatsAlone(t, c)
+	if w := expect[welcomePayload](c, typeWelcome); w.Room != theirs {
+		t.Fatalf("welcomed into %q", w.Room)
+	}
 	waitLog(t, m, "request was already replayed; serving it here rather than replaying again")
+	if code, reason := c.closeStatus(); code != closeRoomMoved || reason != reasonRoomMoved {
+		t.Errorf("the member of a room this machine does not own was closed with %d %q, want %d", code, reason, closeRoomMoved)
+	}
 }
 
 func TestOwnerVanished(t *testing.T) {
