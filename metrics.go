@@ -52,7 +52,7 @@ const reasonTooBig = "frame too big"
 
 // refusalCodes are the error codes counted; any other counts as "other".
 var refusalCodes = []string{
-	codeRateLimited, codeTooManyConns, codeMessageTooLong, codeBadMessage, codeBadRoom, codeBadUsername,
+	codeRateLimited, codeTooManyConns, codeMessageTooLong, codeNotEncrypted, codeBadMessage, codeBadRoom, codeBadUsername,
 	codeBadRequest, codeOriginNotAllowed, codeRoomFull, codeServerFull, codeShuttingDown,
 	codeUpgradeRequired, codeNotFound, codeRoomMoving, "other",
 }
