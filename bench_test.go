@@ -61,7 +61,7 @@ func benchRoom(b *testing.B, n int) {
 // and shuts it down when the benchmark ends.
 func startInProcess(b *testing.B) *loadTarget {
 	b.Helper()
-	cfg, err := loadConfig(map[string]string{"MESSAGE_RATE": "0"})
+	cfg, err := loadConfig(map[string]string{"MESSAGE_RATE": "0", "MAX_CONNS_PER_IP": "0", "JOIN_RATE": "0", "ROOM_CREATE_RATE": "0"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 func BenchmarkFanout(b *testing.B) {
 	for _, members := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) {
-			cfg, err := loadConfig(map[string]string{"MESSAGE_RATE": "0"})
+			cfg, err := loadConfig(map[string]string{"MESSAGE_RATE": "0", "MAX_CONNS_PER_IP": "0", "JOIN_RATE": "0", "ROOM_CREATE_RATE": "0"})
 			if err != nil {
 				b.Fatal(err)
 			}
