@@ -52,6 +52,7 @@ const minSendBufferBytes = 64 << 10
 // costs one parked goroutine and its buffers.
 type client struct {
 	conn  *websocket.Conn
+	sock  *socketWriter // under conn: coalesces a batch's frames into one write
 	room  *room
 	name  string
 	ip    string // client IP, for MAX_CONNS_PER_IP
@@ -86,8 +87,11 @@ func readLimitFor(maxBytes int) int64 {
 
 // smallBuffers hands websocket.Accept the hijacked connection with buffers
 // of readBufferSize and writeBufferSize instead of net/http's, which are
-// released once the handler returns.
-type smallBuffers struct{ http.ResponseWriter }
+// released once the handler returns. Frames are written through sock.
+type smallBuffers struct {
+	http.ResponseWriter
+	sock *socketWriter
+}
 
 // Hijack takes over the connection, keeping any bytes the client already
 // sent behind its handshake. websocket.Accept writes the 101 before it
@@ -105,17 +109,20 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		rd = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(readBufferSize, n))
 		rd.Peek(n) // Reads the early bytes alone: the first reader holds exactly n.
 	}
-	return conn, bufio.NewReadWriter(rd, bufio.NewWriterSize(conn, writeBufferSize)), nil
+	w.sock.conn = conn
+	return conn, bufio.NewReadWriter(rd, bufio.NewWriterSize(w.sock, writeBufferSize)), nil
 }
 
-// newClient wraps an accepted connection.
-func (s *server) newClient(conn *websocket.Conn, r *room, batch bool) *client {
+// newClient wraps an accepted connection whose frames go through sock.
+func (s *server) newClient(conn *websocket.Conn, sock *socketWriter, r *room, batch bool) *client {
 	c := &client{
 		conn:    conn,
+		sock:    sock,
 		room:    r,
 		batch:   batch,
 		countAt: -1,
 	}
+	sock.since = &c.writingSince
 	c.pinger = time.AfterFunc(s.cfg.PingInterval, func() { s.ping(c) })
 	return c
 }
@@ -276,10 +283,12 @@ func (s *server) startWriterLocked(c *client) {
 	}
 }
 
-// writeLoop sends what is queued, a batch at a time, and returns when the
-// queue is empty; enqueue starts it again. At shutdown it closes with 1001
-// once the queue is flushed. A failed write closes the connection, and the
-// writer is never started again for it.
+// writeLoop sends what is queued and returns when the queue is empty;
+// enqueue starts it again. Everything it finds queued, however many frames,
+// leaves in one write(2) (up to corkLimit), each frame still a WebSocket
+// message of its own. At shutdown it closes with 1001 once the queue is
+// flushed. A failed write closes the connection, and the writer is never
+// started again for it.
 func (s *server) writeLoop(c *client) {
 	if s.beforeWriterTurn != nil {
 		s.beforeWriterTurn(c)
@@ -287,19 +296,30 @@ func (s *server) writeLoop(c *client) {
 	// Let whoever woke this writer finish what it is doing first: in a
 	// burst, the room queues more, and the write carries more.
 	runtime.Gosched()
+	c.sock.cork()
+	goingAway, err := s.drain(c)
+	if ferr := c.sock.uncork(); err == nil {
+		err = ferr
+	}
+	switch {
+	case err != nil:
+		c.conn.CloseNow()
+	case goingAway:
+		c.conn.Close(websocket.StatusGoingAway, reasonRestarting)
+	}
+}
+
+// drain writes batches until the queue is empty, and reports whether the
+// client is then to be closed with 1001.
+func (s *server) drain(c *client) (goingAway bool, err error) {
 	var frames [][]byte
 	for {
-		var goingAway bool
 		frames, goingAway = c.take(frames)
 		if frames == nil {
-			if goingAway {
-				c.conn.Close(websocket.StatusGoingAway, reasonRestarting)
-			}
-			return
+			return goingAway, nil
 		}
 		if err := s.writeFrames(c, frames); err != nil {
-			c.conn.CloseNow()
-			return
+			return false, err
 		}
 	}
 }
@@ -327,8 +347,7 @@ func (c *client) take(done [][]byte) (frames [][]byte, goingAway bool) {
 }
 
 // writeFrames writes one batch. A batching client gets it as one
-// newline-delimited message, so a backlog costs one write instead of one per
-// frame.
+// newline-delimited message; any other gets a message per frame.
 func (s *server) writeFrames(c *client, frames [][]byte) error {
 	if !c.batch || len(frames) == 1 {
 		for _, f := range frames {
@@ -354,11 +373,8 @@ func (s *server) writeFrames(c *client, frames [][]byte) error {
 	return err
 }
 
-// write sends one WebSocket message, marked for watchWrites, which cuts
-// the connection if it takes longer than WRITE_TIMEOUT.
+// write sends one WebSocket message.
 func (c *client) write(msg []byte) error {
-	c.writingSince.Store(time.Now().UnixNano())
-	defer c.writingSince.Store(0)
 	return c.conn.Write(context.Background(), websocket.MessageText, msg)
 }
 

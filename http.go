@@ -111,12 +111,13 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The origin was checked above against ALLOWED_ORIGINS and same-origin.
-	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	sock := new(socketWriter)
+	conn, err := websocket.Accept(smallBuffers{w, sock}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		s.unreserve(rm, ip)
 		return
 	}
-	c := s.newClient(conn, rm, r.URL.Query().Get("batch") == "1")
+	c := s.newClient(conn, sock, rm, r.URL.Query().Get("batch") == "1")
 	c.ip = ip
 	s.join(c, username)
 	go s.serveClient(c)

@@ -19,15 +19,7 @@ func TestHeldWriterIsNotMistakenForSlow(t *testing.T) {
 	t.Parallel()
 	const budget, sent = 8, 3 * 8
 	ts := setupTest(t, map[string]string{"MESSAGE_RATE": "0", "SEND_BUFFER": fmt.Sprint(budget), "HISTORY_SIZE": "0"})
-	var hold atomic.Bool
-	var held atomic.Pointer[client]
-	release := make(chan struct{})
-	ts.srv.beforeWriterTurn = func(c *client) {
-		if c.name == "sender" && hold.CompareAndSwap(true, false) {
-			held.Store(c)
-			<-release
-		}
-	}
+	hold := holdWriterOf(ts, "sender")
 	sender := ts.dial(t, "held", "sender")
 	sender.welcome()
 	reader := ts.dial(t, "held", "reader")
@@ -36,14 +28,14 @@ func TestHeldWriterIsNotMistakenForSlow(t *testing.T) {
 
 	// The sender's next writer turn waits until the test releases it; its
 	// echoes pile up meanwhile.
-	hold.Store(true)
+	hold.armed.Store(true)
 	for i := range sent {
 		sender.say(fmt.Sprint(i), "")
 		if got := reader.nextMessage(); got.Message != fmt.Sprint(i) {
 			t.Fatalf("reader got %q, want %q", got.Message, fmt.Sprint(i))
 		}
 	}
-	c := held.Load()
+	c := hold.held.Load()
 	if c == nil {
 		t.Fatalf("the sender's writer never started a turn to be held")
 	}
@@ -59,7 +51,7 @@ func TestHeldWriterIsNotMistakenForSlow(t *testing.T) {
 	if got := reader.nextMessage(); got.Message != "last" {
 		t.Fatalf("reader got %q, want last", got.Message)
 	}
-	close(release)
+	close(hold.release)
 	for i := range sent {
 		if got := sender.nextMessage(); got.Message != fmt.Sprint(i) {
 			t.Fatalf("sender's echo %d is %q", i, got.Message)
@@ -146,4 +138,25 @@ func (c *testClient) nextNumbered(i int, who string) (left bool) {
 		c.t.Fatalf("got message %.10q at position %d", m.Message, i)
 	}
 	return left
+}
+
+// writerHold holds back one writer turn of a member, as a busy scheduler
+// might: once armed, the member's next turn waits until release is closed.
+type writerHold struct {
+	armed   atomic.Bool
+	held    atomic.Pointer[client] // the member, once its turn is held
+	release chan struct{}
+}
+
+// holdWriterOf installs a writerHold for the member called name; call it
+// before anyone joins.
+func holdWriterOf(ts *testServer, name string) *writerHold {
+	h := &writerHold{release: make(chan struct{})}
+	ts.srv.beforeWriterTurn = func(c *client) {
+		if c.name == name && h.armed.CompareAndSwap(true, false) {
+			h.held.Store(c)
+			<-h.release
+		}
+	}
+	return h
 }
