@@ -31,7 +31,7 @@ const (
 // traffic allocates nothing per recipient while a burst's array is dropped.
 const idleQueueCap = 4
 
-// maxPooledBatch is the largest batch buffer kept for reuse.
+// maxPooledBatch is the largest write buffer kept for reuse.
 const maxPooledBatch = 64 << 10
 
 // slowGrace is how long a member's queue may stay over its budget while its
@@ -346,40 +346,11 @@ func (c *client) take(done [][]byte) (frames [][]byte, goingAway bool) {
 	return frames, false
 }
 
-// writeFrames writes one batch. A batching client gets it as one
-// newline-delimited message; any other gets a message per frame.
+// writeFrames writes one batch: a batching client gets it as one
+// newline-delimited message, any other as a message per frame.
 func (s *server) writeFrames(c *client, frames [][]byte) error {
-	if !c.batch || len(frames) == 1 {
-		for _, f := range frames {
-			if err := c.write(f); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	buf := batchBuffers.Get().(*[]byte)
-	b := (*buf)[:0]
-	for i, f := range frames {
-		if i > 0 {
-			b = append(b, '\n')
-		}
-		b = append(b, f...)
-	}
-	err := c.write(b)
-	if cap(b) <= maxPooledBatch {
-		*buf = b
-		batchBuffers.Put(buf)
-	}
-	return err
+	return c.sock.writeMessages(frames, c.batch)
 }
-
-// write sends one WebSocket message.
-func (c *client) write(msg []byte) error {
-	return c.conn.Write(context.Background(), websocket.MessageText, msg)
-}
-
-// batchBuffers recycles the buffers batches are joined in.
-var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // ping checks that the peer still answers; one that does not within
 // PingInterval is cut off, so dead connections do not hold rooms open.

@@ -33,7 +33,7 @@ import (
 // Flags of the load tool; TestLoad runs only when -load names a workload.
 var (
 	// loadWorkloads lists the workloads TestLoad runs; empty skips TestLoad.
-	loadWorkloads = flag.String("load", "", "workloads to run: comma-separated burst,steady,idle,startup, or all; empty skips TestLoad")
+	loadWorkloads = flag.String("load", "", "workloads to run: comma-separated burst,plainburst,steady,plainsteady,rooms,idle,startup, or all; empty skips TestLoad")
 	// loadURL is the base URL of a running server to load instead of starting one.
 	loadURL = flag.String("load.url", "", "base URL of a running server, e.g. http://127.0.0.1:8080; empty starts a server process per workload")
 	// loadRemote allows loadURL to name a host that is not loopback.
@@ -52,6 +52,12 @@ var (
 	loadRate = flag.Float64("load.rate", 10, "messages per second per sender (steady)")
 	// loadDuration is how long steady senders send.
 	loadDuration = flag.Duration("load.duration", 10*time.Second, "how long senders send (steady)")
+	// loadRoomsClients is how many members the rooms workload spreads over small rooms.
+	loadRoomsClients = flag.Int("load.rooms.clients", 5000, "members in all (rooms)")
+	// loadRoomSize is how many members share each small room.
+	loadRoomSize = flag.Int("load.rooms.size", 10, "members of each room (rooms)")
+	// loadRoomRate is the messages per second one member of each room sends.
+	loadRoomRate = flag.Float64("load.rooms.rate", 2, "messages per second in each room (rooms)")
 	// loadIdle is how many idle connections the idle workload opens.
 	loadIdle = flag.Int("load.idle", 5000, "idle connections to open (idle)")
 	// loadStarts is how many server starts the startup workload times.
@@ -105,14 +111,17 @@ func TestMain(m *testing.M) {
 }
 
 // loadWorkloadNames is every workload in the order "all" runs them.
-var loadWorkloadNames = []string{"burst", "steady", "idle", "startup"}
+var loadWorkloadNames = []string{"burst", "plainburst", "steady", "plainsteady", "rooms", "idle", "startup"}
 
 // loadWorkloadRuns runs each workload by name.
 var loadWorkloadRuns = map[string]func(context.Context, *testing.T){
-	"burst":   loadBurst,
-	"steady":  loadSteady,
-	"idle":    loadIdleConns,
-	"startup": loadStartup,
+	"burst":       func(ctx context.Context, t *testing.T) { loadBurst(ctx, t, false) },
+	"plainburst":  func(ctx context.Context, t *testing.T) { loadBurst(ctx, t, true) },
+	"steady":      func(ctx context.Context, t *testing.T) { loadSteady(ctx, t, false) },
+	"plainsteady": func(ctx context.Context, t *testing.T) { loadSteady(ctx, t, true) },
+	"rooms":       loadRooms,
+	"idle":        loadIdleConns,
+	"startup":     loadStartup,
 }
 
 // TestLoad is the load tool. Run it with the client pinned to the core the
@@ -182,6 +191,8 @@ func checkLoadFlags() error {
 		return errors.New("-load.messages, -load.rate and -load.duration must be positive")
 	case *loadIdle < 1 || *loadStarts < 1 || *loadDials < 1:
 		return errors.New("-load.idle, -load.starts and -load.dials must be positive")
+	case *loadRoomSize < 1 || *loadRoomsClients < *loadRoomSize || *loadRoomsClients%*loadRoomSize != 0 || *loadRoomRate <= 0:
+		return fmt.Errorf("-load.rooms.clients=%d must be a multiple of -load.rooms.size=%d, and -load.rooms.rate positive", *loadRoomsClients, *loadRoomSize)
 	}
 	return nil
 }
@@ -200,22 +211,35 @@ func logLoadSetup(t *testing.T) {
 	t.Logf("server: %s; client: pid %d, GOMAXPROCS %d", server, os.Getpid(), runtime.GOMAXPROCS(0))
 }
 
-// loadBurst runs the burst workload and fails on any loss: every member is
-// promised every message.
-func loadBurst(ctx context.Context, t *testing.T) {
+// loadBurst runs the burst workload, with plain or batching members, and
+// fails on any loss: every member is promised every message.
+func loadBurst(ctx context.Context, t *testing.T, plain bool) {
 	tg := loadTargetFor(ctx, t)
+	tg.plain = plain
 	spec := flowSpec{clients: *loadClients, senders: *loadSenders}
 	r := runFlow(ctx, t, tg, spec, burstSend(*loadMessages))
 	r.logBurst(t, *loadMessages)
 	checkNoLoss(t, r)
 }
 
-// loadSteady runs the steady workload and fails on any loss.
-func loadSteady(ctx context.Context, t *testing.T) {
+// loadSteady runs the steady workload, with plain or batching members, and
+// fails on any loss.
+func loadSteady(ctx context.Context, t *testing.T, plain bool) {
 	tg := loadTargetFor(ctx, t)
+	tg.plain = plain
 	spec := flowSpec{clients: *loadClients, senders: *loadSenders}
 	r := runFlow(ctx, t, tg, spec, steadySend(*loadRate, *loadDuration))
 	r.logSteady(t, *loadRate, *loadDuration)
+	checkNoLoss(t, r)
+}
+
+// loadRooms runs the many-small-rooms workload with plain members, and
+// fails on any loss.
+func loadRooms(ctx context.Context, t *testing.T) {
+	tg := loadTargetFor(ctx, t)
+	tg.plain = true
+	r := runRooms(ctx, t, tg, *loadRoomsClients, *loadRoomSize, steadySend(*loadRoomRate, *loadDuration))
+	r.logSteady(t, *loadRoomRate, *loadDuration)
 	checkNoLoss(t, r)
 }
 
@@ -360,6 +384,7 @@ func sendAll(ctx context.Context, senders []*loadMember, send sendFunc) int {
 // flowSpec is one room of clients, the first senders of whom send.
 type flowSpec struct {
 	clients, senders int
+	rooms            int  // rooms the clients are spread over; 0 means one
 	keepIDs          bool // keep every member's ids, for order checks
 }
 
@@ -376,6 +401,7 @@ type flowResult struct {
 	wall                time.Duration  // first send → last delivery
 	before, after       procStats      // server figures around the sending
 	measured            bool           // before and after were read
+	plain               bool           // members joined without ?batch=1
 	latencies           []time.Duration
 	members             []*loadMember
 }
@@ -395,16 +421,48 @@ func runFlow(ctx context.Context, tb testing.TB, tg *loadTarget, spec flowSpec, 
 		tb.Fatalf("only %d of %d members still connected after joining, fewer than %d senders; cut off: %s",
 			r.live, spec.clients, spec.senders, formatDropped(r.joinDropped))
 	}
+	r.sendAndCount(ctx, tb, tg, r.members[:spec.senders], r.live, send)
+	closeMembers(members)
+	return r
+}
+
+// runRooms joins clients members to rooms of size each, waits for every
+// room's join notices to settle, has the first member of each room send,
+// and waits for every delivery. Nobody may be cut off while joining.
+func runRooms(ctx context.Context, tb testing.TB, tg *loadTarget, clients, size int, send sendFunc) flowResult {
+	tb.Helper()
+	prefix := loadRoomName("rooms")
+	members := dialMembers(ctx, tb, tg, clients, func(i int) string { return prefix + "-" + strconv.Itoa(i/size) }, false)
+	var senders []*loadMember
+	for room := range slices.Chunk(members, size) {
+		waitJoined(ctx, tb, room)
+		senders = append(senders, room[0])
+	}
+	r := flowResult{spec: flowSpec{clients: clients, senders: len(senders), rooms: len(senders)}, joinDropped: droppedReasons(members), members: liveMembers(members)}
+	r.live = len(r.members)
+	if r.live < clients {
+		tb.Fatalf("%d of %d members cut off while joining: %s", clients-r.live, clients, formatDropped(r.joinDropped))
+	}
+	r.sendAndCount(ctx, tb, tg, senders, size, send)
+	closeMembers(members)
+	return r
+}
+
+// sendAndCount has senders send, each message reaching fanout members,
+// reads the server's figures around it, waits for the deliveries, and
+// records what arrived.
+func (r *flowResult) sendAndCount(ctx context.Context, tb testing.TB, tg *loadTarget, senders []*loadMember, fanout int, send sendFunc) {
+	tb.Helper()
 	r.before, r.measured = tg.stats(tb)
 	start := time.Now()
-	r.sent = sendAll(ctx, r.members[:spec.senders], send)
-	r.expected = int64(r.sent) * int64(r.live)
+	r.sent = sendAll(ctx, senders, send)
+	r.expected = int64(r.sent) * int64(fanout)
 	waitDelivered(ctx, r.members, r.expected)
 	r.after, _ = tg.stats(tb)
 	r.dropped = droppedReasons(r.members)
-	closeMembers(members)
+	r.plain = tg.plain
+	closeMembers(r.members)
 	r.collect(start)
-	return r
 }
 
 // liveMembers is the members whose connection has not ended.
@@ -471,18 +529,34 @@ func loadRoomName(prefix string) string {
 // logBurst prints what a burst delivered and what it cost the server.
 func (r flowResult) logBurst(tb testing.TB, messages int) {
 	tb.Helper()
-	tb.Logf("burst: %d clients in one room; %d senders sent %d of %d messages at full speed; a delivery is one chatMessage reaching one client (senders read too)",
-		r.spec.clients, r.spec.senders, r.sent, r.spec.senders*messages)
+	tb.Logf("burst: %d %s in one room; %d senders sent %d of %d messages at full speed; a delivery is one chatMessage reaching one client (senders read too)",
+		r.spec.clients, r.clientKind(), r.spec.senders, r.sent, r.spec.senders*messages)
 	r.logDeliveries(tb)
 	tb.Logf("  wall %.3f s (first send to last delivery)", r.wall.Seconds())
 	r.logServer(tb)
 }
 
+// clientKind says how the members joined.
+func (r flowResult) clientKind() string {
+	if r.plain {
+		return "plain clients"
+	}
+	return "clients (?batch=1)"
+}
+
+// where says how the clients are spread over rooms.
+func (spec flowSpec) where() string {
+	if spec.rooms <= 1 {
+		return "one room"
+	}
+	return fmt.Sprintf("%d rooms of %d", spec.rooms, spec.clients/spec.rooms)
+}
+
 // logSteady prints what a steady run delivered, how late, and at what cost.
 func (r flowResult) logSteady(tb testing.TB, rate float64, d time.Duration) {
 	tb.Helper()
-	tb.Logf("steady: %d clients in one room; %d senders at %g msg/s each for %v sent %d messages; a delivery is one chatMessage reaching one client",
-		r.spec.clients, r.spec.senders, rate, d, r.sent)
+	tb.Logf("steady: %d %s in %s; %d senders at %g msg/s each for %v sent %d messages; a delivery is one chatMessage reaching one client",
+		r.spec.clients, r.clientKind(), r.spec.where(), r.spec.senders, rate, d, r.sent)
 	r.logDeliveries(tb)
 	if n := len(r.latencies); n > 0 {
 		tb.Logf("  latency, send to receipt over %d deliveries: p50 %.2f ms, p99 %.2f ms, max %.2f ms",

@@ -31,13 +31,18 @@ import (
 // loadTarget is the server under load: a process this test started, or the
 // server at -load.url, whose process it cannot see.
 type loadTarget struct {
-	base string // http://host:port
-	pid  int    // 0 when the process is not ours to read
+	base  string // http://host:port
+	pid   int    // 0 when the process is not ours to read
+	plain bool   // members join without ?batch=1, as third-party clients do
 }
 
 // wsURL is the address a member named username uses to join room.
 func (tg *loadTarget) wsURL(room, username string) string {
-	return "ws" + strings.TrimPrefix(tg.base, "http") + "/ws/" + room + "?batch=1&username=" + username
+	u := "ws" + strings.TrimPrefix(tg.base, "http") + "/ws/" + room + "?username=" + username
+	if !tg.plain {
+		u += "&batch=1"
+	}
+	return u
 }
 
 // stats reads the server process's figures; false when it is not visible.

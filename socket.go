@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -12,35 +13,89 @@ import (
 // reading rather than the size of a backlog.
 const corkLimit = 64 << 10
 
-// socketWriter is where a connection's WebSocket frames go, below the
-// library's framing. Uncorked, each flushed frame is written at once.
-// Corked, while a writer drains a batch, frames collect in one buffer and
+// WebSocket frame bytes (RFC 6455 §5.2) the server writes itself.
+const (
+	finText  = 0x81 // FIN set, opcode 1: a whole text message
+	finClose = 0x88 // FIN set, opcode 8: a close frame
+)
+
+// socketWriter is the connection's byte stream below the WebSocket library.
+// The library writes its control frames (ping, pong, close) through it; the
+// writer frames every chat message itself and appends it here, so a message
+// costs a few bytes of header rather than the library's locks and flush.
+//
+// Corked, while a writer drains its queue, frames collect in one buffer and
 // leave in a single write(2) when uncorked: a plain client gets a backlog
-// with the system calls of a batching one, every frame still a message of
-// its own. Control frames the library writes meanwhile (pong, close) join
-// the same buffer in the order they were framed, so nothing ever follows a
-// close frame.
+// with the system calls of a batching one, each frame still a message of its
+// own. Control frames written meanwhile join the buffer in order, and no
+// message is written after a close frame.
 type socketWriter struct {
 	conn  net.Conn
 	since *atomic.Int64 // set to UnixNano while a write(2) is under way, for watchWrites
 
-	mu     sync.Mutex // held across writes, so that frames leave in order
-	corked bool
-	buf    *[]byte // pooled, only while corked or holding unsent bytes
+	mu        sync.Mutex // held across writes, so that frames leave whole and in order
+	corked    bool
+	closeSent bool    // the library wrote a close frame: no message may follow
+	buf       *[]byte // pooled, only while corked
 }
 
-// Write writes p, or adds it to the buffer while corked.
+// Write takes one of the library's frames: it flushes its own buffer once
+// per control frame, which always fits, so p starts with a frame header.
 func (w *socketWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if len(p) > 0 && p[0] == finClose {
+		w.closeSent = true
+	}
 	if !w.corked {
 		return w.writeLocked(p)
 	}
 	*w.buf = append(*w.buf, p...)
-	if len(*w.buf) >= corkLimit {
-		return len(p), w.flushLocked()
+	return len(p), w.flushIfFullLocked()
+}
+
+// writeMessages frames each of msgs as a text message or, joined, all of
+// them as one newline-delimited message, while corked.
+func (w *socketWriter) writeMessages(msgs [][]byte, joined bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closeSent {
+		return net.ErrClosed
 	}
-	return len(p), nil
+	if joined {
+		n := len(msgs) - 1
+		for _, m := range msgs {
+			n += len(m)
+		}
+		*w.buf = appendTextHeader(*w.buf, n)
+		for i, m := range msgs {
+			if i > 0 {
+				*w.buf = append(*w.buf, '\n')
+			}
+			*w.buf = append(*w.buf, m...)
+		}
+		return w.flushIfFullLocked()
+	}
+	for _, m := range msgs {
+		*w.buf = append(appendTextHeader(*w.buf, len(m)), m...)
+		if err := w.flushIfFullLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendTextHeader appends the header of an unmasked, final text frame
+// carrying n bytes.
+func appendTextHeader(b []byte, n int) []byte {
+	switch {
+	case n < 126:
+		return append(b, finText, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, finText, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(n))
+	}
 }
 
 // cork starts collecting frames.
@@ -58,19 +113,24 @@ func (w *socketWriter) uncork() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.corked = false
-	err := w.flushLocked()
-	if w.buf != nil {
-		if cap(*w.buf) <= maxPooledBatch {
-			corkBuffers.Put(w.buf)
-		}
-		w.buf = nil
+	if w.buf == nil {
+		return nil
 	}
+	var err error
+	if len(*w.buf) > 0 {
+		_, err = w.writeLocked(*w.buf)
+	}
+	if cap(*w.buf) <= maxPooledBatch {
+		*w.buf = (*w.buf)[:0]
+		corkBuffers.Put(w.buf)
+	}
+	w.buf = nil
 	return err
 }
 
-// flushLocked writes the buffer out.
-func (w *socketWriter) flushLocked() error {
-	if w.buf == nil || len(*w.buf) == 0 {
+// flushIfFullLocked writes the buffer out once it holds corkLimit.
+func (w *socketWriter) flushIfFullLocked() error {
+	if len(*w.buf) < corkLimit {
 		return nil
 	}
 	_, err := w.writeLocked(*w.buf)
