@@ -149,7 +149,7 @@ func BenchmarkFanout(b *testing.B) {
 			done := make([][][]byte, members)
 			drain := func() {
 				for i, m := range r.members {
-					done[i], _ = m.take(done[i])
+					done[i] = m.take(done[i])
 				}
 			}
 			in := inboundMessage{Message: "hello, everyone in this room"}

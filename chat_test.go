@@ -1027,13 +1027,13 @@ func TestWaitingCountIsReplaced(t *testing.T) {
 	for _, f := range []string{"count1", "chat1", "count2", "count3"} {
 		s.enqueue(c, []byte(f), strings.HasPrefix(f, "count"))
 	}
-	got, _ := c.take(nil)
+	got := c.take(nil)
 	if fmt.Sprintf("%s", got) != "[count3 chat1]" {
 		t.Fatalf("queue = %s, want the newest count where the first waited, then the chat message", got)
 	}
 	s.enqueue(c, []byte("count4"), true)
 	s.enqueue(c, []byte("chat2"), false)
-	if got, _ := c.take(got); fmt.Sprintf("%s", got) != "[count4 chat2]" {
+	if got := c.take(got); fmt.Sprintf("%s", got) != "[count4 chat2]" {
 		t.Fatalf("after a write, queue = %s, want a fresh count", got)
 	}
 }

@@ -296,54 +296,71 @@ func (s *server) writeLoop(c *client) {
 	// Let whoever woke this writer finish what it is doing first: in a
 	// burst, the room queues more, and the write carries more.
 	runtime.Gosched()
-	c.sock.cork()
-	goingAway, err := s.drain(c)
-	if ferr := c.sock.uncork(); err == nil {
-		err = ferr
-	}
-	switch {
-	case err != nil:
-		c.conn.CloseNow()
-	case goingAway:
-		c.conn.Close(websocket.StatusGoingAway, reasonRestarting)
+	for {
+		c.sock.cork()
+		err := s.drain(c)
+		if ferr := c.sock.uncork(); err == nil {
+			err = ferr
+		}
+		if err != nil {
+			c.conn.CloseNow()
+			return
+		}
+		if ended, goingAway := c.endTurn(); ended {
+			if goingAway {
+				c.conn.Close(websocket.StatusGoingAway, reasonRestarting)
+			}
+			return
+		}
 	}
 }
 
-// drain writes batches until the queue is empty, and reports whether the
-// client is then to be closed with 1001.
-func (s *server) drain(c *client) (goingAway bool, err error) {
+// drain frames batches into the corked socket until the queue is empty.
+func (s *server) drain(c *client) error {
 	var frames [][]byte
 	for {
-		frames, goingAway = c.take(frames)
-		if frames == nil {
-			return goingAway, nil
+		if frames = c.take(frames); frames == nil {
+			return nil
 		}
 		if err := s.writeFrames(c, frames); err != nil {
-			return false, err
+			return err
 		}
 	}
 }
 
 // take hands the writer everything queued in exchange for the batch it
-// wrote, or returns nil, ending the writer's turn, when nothing is queued.
-func (c *client) take(done [][]byte) (frames [][]byte, goingAway bool) {
+// wrote, or returns nil when nothing is queued.
+func (c *client) take(done [][]byte) [][]byte {
 	clear(done) // The written frames can be collected.
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.queue) == 0 {
-		c.writing = false
 		if cap(done) > cap(c.queue) {
 			c.queue = done[:0]
 		}
-		if cap(c.queue) > idleQueueCap {
-			c.queue = nil
-		}
-		return nil, c.goingAway
+		return nil
 	}
-	frames, c.queue = c.queue, done[:0]
+	frames := c.queue
+	c.queue = done[:0]
 	c.queuedBytes, c.allowance, c.overSince = 0, 0, time.Time{}
 	c.countAt = -1
-	return frames, false
+	return frames
+}
+
+// endTurn ends the writer's turn, once what it took is written, unless more
+// was queued meanwhile; it reports whether the client is to be closed with
+// 1001. Only one writer ever drains a client, so frames keep their order.
+func (c *client) endTurn() (ended, goingAway bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) > 0 {
+		return false, false
+	}
+	c.writing = false
+	if cap(c.queue) > idleQueueCap {
+		c.queue = nil
+	}
+	return true, c.goingAway
 }
 
 // writeFrames writes one batch: a batching client gets it as one
