@@ -30,19 +30,27 @@ const (
 // loopback listener in this process: one member sends b.N messages to a
 // room and every member, the sender included, receives all of them.
 // deliveries/s counts chatMessages reaching members; allocations include the
-// clients', which share the process.
+// clients', which share the process. Members join with ?batch=1, or, under
+// "plain", without it.
 func BenchmarkRoomLoopback(b *testing.B) {
-	for _, n := range []int{100, 1000} {
-		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) { benchRoom(b, n) })
+	for _, plain := range []bool{false, true} {
+		for _, n := range []int{100, 1000} {
+			name := fmt.Sprintf("members=%d", n)
+			if plain {
+				name = "plain/" + name
+			}
+			b.Run(name, func(b *testing.B) { benchRoom(b, n, plain) })
+		}
 	}
 }
 
-// benchRoom runs BenchmarkRoomLoopback with n members.
-func benchRoom(b *testing.B, n int) {
+// benchRoom runs BenchmarkRoomLoopback with n members, plain or batching.
+func benchRoom(b *testing.B, n int, plain bool) {
 	raiseFileLimit(b)
 	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
 	defer cancel()
 	tg := startInProcess(b)
+	tg.plain = plain
 	members := dialMembers(ctx, b, tg, n, func(int) string { return "bench" }, false)
 	waitJoined(ctx, b, members)
 	b.ReportAllocs()
