@@ -108,25 +108,29 @@ func newServer(cfg config, logger *slog.Logger) *server {
 // goroutine for the server costs less than a timer per client reset on
 // every write.
 func (s *server) watchWrites(ctx context.Context) {
-	tick := time.NewTicker(max(s.cfg.WriteTimeout/4, 10*time.Millisecond))
+	tick := time.NewTicker(max(min(s.cfg.WriteTimeout/4, slowGrace/2), 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			for _, c := range s.stuckWriters(now) {
+			stuck, slow := s.stuckWriters(now)
+			for _, c := range stuck {
 				c.conn.CloseNow()
+			}
+			for _, c := range slow {
+				s.cutOff(c)
 			}
 		}
 	}
 }
 
 // stuckWriters lists the members whose write began over WRITE_TIMEOUT
-// before now.
-func (s *server) stuckWriters(now time.Time) []*client {
+// before now, and those too slow by tooSlowLocked's rule: a room that went
+// quiet after a burst would not otherwise find them.
+func (s *server) stuckWriters(now time.Time) (stuck, slow []*client) {
 	limit := now.Add(-s.cfg.WriteTimeout).UnixNano()
-	var stuck []*client
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.rooms {
@@ -134,11 +138,13 @@ func (s *server) stuckWriters(now time.Time) []*client {
 		for _, m := range r.members {
 			if t := m.writingSince.Load(); t != 0 && t < limit {
 				stuck = append(stuck, m)
+			} else if m.stillTooSlow(now) {
+				slow = append(slow, m)
 			}
 		}
 		r.mu.Unlock()
 	}
-	return stuck
+	return stuck, slow
 }
 
 // reserve finds or creates the room and holds a place in it for a client
@@ -323,16 +329,33 @@ func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog b
 		}
 		backlog = backlog || behind
 	}
+	s.dropLocked(r, dropped)
+	return backlog
+}
+
+// cutOff drops m as too slow, unless it has left already.
+func (s *server) cutOff(m *client) {
+	r := m.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !m.kicked && slices.Contains(r.members, m) {
+		s.dropLocked(r, []*client{m})
+	}
+}
+
+// dropLocked cuts off members found too slow: out of the room and their
+// queues dropped at once, closed with 1008 without waiting, then announced.
+func (s *server) dropLocked(r *room, dropped []*client) {
 	for _, m := range dropped {
 		m.kicked = true
 		r.removeLocked(m)
+		m.discardQueue()
 		go m.conn.Close(websocket.StatusPolicyViolation, reasonTooSlow)
 		s.metrics.cutOff(reasonTooSlow)
 	}
 	for _, m := range dropped {
 		s.announceLeaveLocked(r, m)
 	}
-	return backlog
 }
 
 // announceLeaveLocked tells r that m left: by name while the room is small,

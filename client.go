@@ -263,7 +263,32 @@ func (c *client) tooSlowLocked(now time.Time) bool {
 		c.overSince = now
 		return false
 	}
-	return c.writingSince.Load() != 0 && now.Sub(c.overSince) >= slowGrace
+	return c.slowLocked(now)
+}
+
+// slowLocked reports whether c's queue has been over budget for slowGrace
+// while a write to it is blocked.
+func (c *client) slowLocked(now time.Time) bool {
+	return !c.overSince.IsZero() && c.writingSince.Load() != 0 && now.Sub(c.overSince) >= slowGrace
+}
+
+// stillTooSlow is slowLocked for the write watchdog, which finds a member
+// that stopped reading when the room has nothing more to queue for it.
+func (c *client) stillTooSlow(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.slowLocked(now)
+}
+
+// discardQueue drops what waits for a member that was cut off: it will
+// never be sent, and a client that does not read must not hold memory.
+func (c *client) discardQueue() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.queue)
+	c.queue = c.queue[:0]
+	c.queuedBytes, c.allowance, c.overSince = 0, 0, time.Time{}
+	c.countAt = -1
 }
 
 // goAway asks c's writer to close with 1001 once what is queued is sent.

@@ -112,9 +112,18 @@ func TestNonReaderIsCutOffAtByteBudget(t *testing.T) {
 // sendNumbered sends n messages "i payload", staying at most window ahead of
 // the receipts counted on received. It stops when a write fails.
 func (c *testClient) sendNumbered(n, window int, payload string, received <-chan struct{}) {
+	c.sendNumberedUntil(n, window, payload, received, nil)
+}
+
+// sendNumberedUntil is sendNumbered that also stops once stop is closed.
+func (c *testClient) sendNumberedUntil(n, window int, payload string, received <-chan struct{}, stop <-chan struct{}) {
 	for i := range n {
 		if i >= window {
-			<-received
+			select {
+			case <-received:
+			case <-stop:
+				return
+			}
 		}
 		b, _ := json.Marshal(outEnvelope{Type: typeChatMessage, Payload: inboundMessage{Message: fmt.Sprintf("%d %s", i, payload)}})
 		if c.conn.Write(context.Background(), websocket.MessageText, b) != nil {
@@ -159,4 +168,85 @@ func holdWriterOf(ts *testServer, name string) *writerHold {
 		}
 	}
 	return h
+}
+
+// A member that stopped reading is cut off even when the room goes quiet
+// once its queue is over budget: nothing more is queued for it, so the
+// write watchdog must find it.
+func TestNonReaderIsCutOffWhenTheRoomGoesQuiet(t *testing.T) {
+	t.Parallel()
+	const n, window = 8000, 4
+	ts := setupTest(t, map[string]string{
+		"MESSAGE_RATE": "0", "HISTORY_SIZE": "0",
+		"SEND_BUFFER": "10000", "SEND_BUFFER_BYTES": fmt.Sprint(64 << 10),
+		"WRITE_TIMEOUT": "1m", // so that only the slow rule can end sleepy in time
+	})
+	sender := ts.dial(t, "quiet", "sender")
+	sender.welcome()
+	reader := ts.dial(t, "quiet", "reader")
+	reader.welcome()
+	sleepyConn := ts.dial(t, "quiet", "sleepy") // reads nothing until it is cut off
+	reader.waitForCount(3)
+	sleepy := ts.member(t, "quiet", "sleepy")
+	go func() {
+		for {
+			if _, _, err := sender.conn.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	// Send until sleepy's queue is over budget behind a blocked write, then
+	// say nothing more.
+	received := make(chan struct{}, n)
+	payload := strings.Repeat("q", 4000)
+	stop := make(chan struct{})
+	go sender.sendNumberedUntil(n, window, payload, received, stop)
+	sent := 0
+	for ; sent < n && !sleepy.stillOverBudget(); sent++ {
+		if reader.nextNumbered(sent, "sleepy") {
+			t.Fatalf("sleepy was cut off while the room was busy; this test is about a quiet room")
+		}
+		received <- struct{}{}
+	}
+	close(stop)
+	if sent == n {
+		t.Fatalf("sleepy's queue never went over budget behind a blocked write after %d messages", n)
+	}
+	for {
+		e := reader.next()
+		if e.Type == typeSystem && strings.Contains(string(e.Payload), "sleepy left") {
+			break
+		}
+	}
+	if code, reason := sleepyConn.closeStatus(); code != websocket.StatusPolicyViolation || reason != reasonTooSlow {
+		t.Fatalf("sleepy closed with %d %q, want 1008 %q", code, reason, reasonTooSlow)
+	}
+}
+
+// member finds the server's client for the member of room called name.
+func (ts *testServer) member(t *testing.T, room, name string) *client {
+	t.Helper()
+	ts.srv.mu.Lock()
+	r := ts.srv.rooms[room]
+	ts.srv.mu.Unlock()
+	if r == nil {
+		t.Fatalf("no room %q", room)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.members {
+		if m.name == name {
+			return m
+		}
+	}
+	t.Fatalf("no member %q in %q", name, room)
+	return nil
+}
+
+// stillOverBudget reports whether c's queue is over budget while a write
+// to it is under way.
+func (c *client) stillOverBudget() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.overSince.IsZero() && c.writingSince.Load() != 0
 }
