@@ -78,13 +78,7 @@ func TestNonReaderIsCutOffAtByteBudget(t *testing.T) {
 	reader.welcome()
 	sleepy := ts.dial(t, "bytes", "sleepy") // reads nothing until it is cut off
 	skipUntil[userCountPayload](reader, typeUserCount)
-	go func() {
-		for {
-			if _, _, err := sender.conn.Read(context.Background()); err != nil {
-				return
-			}
-		}
-	}()
+	go sender.discardAll()
 	received := make(chan struct{}, n)
 	payload := strings.Repeat("b", 4000)
 	go sender.sendNumbered(n, window, payload, received)
@@ -188,13 +182,7 @@ func TestNonReaderIsCutOffWhenTheRoomGoesQuiet(t *testing.T) {
 	sleepyConn := ts.dial(t, "quiet", "sleepy") // reads nothing until it is cut off
 	reader.waitForCount(3)
 	sleepy := ts.member(t, "quiet", "sleepy")
-	go func() {
-		for {
-			if _, _, err := sender.conn.Read(context.Background()); err != nil {
-				return
-			}
-		}
-	}()
+	go sender.discardAll()
 	// Send until sleepy's queue is over budget behind a blocked write, then
 	// say nothing more.
 	received := make(chan struct{}, n)
@@ -249,4 +237,13 @@ func (c *client) stillOverBudget() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return !c.overSince.IsZero() && c.writingSince.Load() != 0
+}
+
+// discardAll reads and drops everything until the connection ends.
+func (c *testClient) discardAll() {
+	for {
+		if _, _, err := c.conn.Read(context.Background()); err != nil {
+			return
+		}
+	}
 }
