@@ -68,6 +68,7 @@ type room struct {
 	name     string
 	capacity int
 	cipher   roomCipher // set at creation, never changed
+	epoch    string     // names this incarnation; set at creation
 
 	// lastActive orders rooms for trimming history, least recent first: the
 	// server's activity count at this room's latest message.
@@ -158,7 +159,7 @@ func (s *server) reserve(name, ip string) (*room, error) {
 	}
 	r := s.rooms[name]
 	if r == nil {
-		r = &room{name: name, capacity: s.cfg.MaxRoomClients}
+		r = &room{name: name, capacity: s.cfg.MaxRoomClients, epoch: newEpoch()}
 		s.rooms[name] = r
 	}
 	r.mu.Lock()
@@ -222,7 +223,7 @@ func (s *server) roomLocked(name string, capacity int) (*room, error) {
 	if len(s.rooms) >= s.cfg.MaxRooms {
 		return nil, errServerFull
 	}
-	r := &room{name: name, capacity: capacity}
+	r := &room{name: name, capacity: capacity, epoch: newEpoch()}
 	s.rooms[name] = r
 	return r, nil
 }
@@ -248,10 +249,10 @@ func (s *server) release(ip string) {
 }
 
 // join turns a reservation into membership: the client gets a unique name,
-// its welcome and the history replay, then everyone hears of the arrival
+// its welcome and the history replay (all of it, or what came after from), then everyone hears of the arrival
 // (by name in rooms of up to maxListedUsers, by the count in all).
 // All of it is queued under the room lock, so nothing live can come first.
-func (s *server) join(c *client, requested string) {
+func (s *server) join(c *client, requested string, from resumePoint) {
 	r := c.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -261,8 +262,11 @@ func (s *server) join(c *client, requested string) {
 	})
 	r.members = append(r.members, c)
 	// SEND_BUFFER > HISTORY_SIZE+2 is checked at start-up, so all of this fits.
-	s.enqueue(c, encodeFrame(typeWelcome, welcomePayload{Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes, roomCipher: r.cipher}), false)
-	s.enqueueReplay(c, r.orderedHistoryLocked())
+	replay, gap := r.replayLocked(from)
+	s.enqueue(c, encodeFrame(typeWelcome, welcomePayload{
+		Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes, roomCipher: r.cipher, Epoch: r.epoch, Gap: gap,
+	}), false)
+	s.enqueueReplay(c, replay)
 	if len(r.members) <= maxListedUsers {
 		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}), false)
 	}

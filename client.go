@@ -73,6 +73,7 @@ type client struct {
 	// connection does not carry them.
 	limiter *rate.Limiter // flood control
 	abuse   *rate.Limiter // budget of rejected frames
+	control *rate.Limiter // flood control of ping and typing frames
 
 	pinger       *time.Timer  // next liveness check
 	writingSince atomic.Int64 // UnixNano when the write under way began; 0 when none
@@ -155,7 +156,16 @@ func (s *server) readLoop(c *client) error {
 			c.conn.Close(websocket.StatusUnsupportedData, reasonBinary)
 			return errBinaryFrame
 		}
-		in, rejected := parseClientFrame(data, s.cfg.MaxMessageBytes)
+		env, rejected := decodeEnvelope(data)
+		if rejected == nil && env.Type != typeChatMessage {
+			if rejected = s.control(c, env); rejected == nil {
+				continue
+			}
+		}
+		var in inboundMessage
+		if rejected == nil {
+			in, rejected = parseChatMessage(env.Payload, s.cfg.MaxMessageBytes)
+		}
 		if rejected == nil {
 			rejected = c.room.cipher.refuse(in)
 		}

@@ -94,6 +94,11 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, codeOriginNotAllowed, "this origin may not open WebSockets here")
 		return
 	}
+	from, err := parseResume(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
 	ip := s.clientIP(r)
 	if !isWebSocketUpgrade(r) {
 		// A plain GET learns why a handshake would fail, which a browser's
@@ -119,7 +124,7 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	c := s.newClient(conn, sock, rm, r.URL.Query().Get("batch") == "1")
 	c.ip = ip
-	s.join(c, username)
+	s.join(c, username, from)
 	go s.serveClient(c)
 }
 

@@ -21,6 +21,9 @@ const (
 	typeSystem      = "system"
 	typeUserCount   = "userCount"
 	typeError       = "error"
+	typePing        = "ping"   // client → server: are you there?
+	typePong        = "pong"   // server → that client alone: yes
+	typeTyping      = "typing" // both ways; see typingPayload
 )
 
 // Error codes carried by error frames and HTTP error bodies. They are stable:
@@ -72,6 +75,20 @@ type welcomePayload struct {
 	Room            string `json:"room"`
 	MaxMessageBytes int    `json:"maxMessageBytes"`
 	roomCipher             // an encrypted room says so; ordinary rooms omit both fields
+	// Epoch names this incarnation of the room: message ids restart from 1
+	// when a room is destroyed and made again, under a new epoch.
+	Epoch string `json:"epoch,omitempty"`
+	// Gap is true on a resume (?since=) when the replay cannot hold every
+	// message after the client's id: history was trimmed, or the id belongs
+	// to another epoch and this one's first messages are gone.
+	Gap bool `json:"gap,omitempty"`
+}
+
+// typingPayload is a typing frame. From a client it carries only Active;
+// the server relays it to the other members with the sender's name.
+type typingPayload struct {
+	Username string `json:"username,omitempty"`
+	Active   *bool  `json:"active"`
 }
 
 // chatMessagePayload is a message as the room saw it. ID strictly increases
@@ -128,19 +145,36 @@ func encodeFrame(typ string, payload any) []byte {
 // nowMillis is the ts of frames.
 func nowMillis() int64 { return time.Now().UnixMilli() }
 
-// parseClientFrame decodes one text frame from a client. It returns the
-// message to publish, or an error payload to send back instead.
+// parseClientFrame decodes one chatMessage frame from a client. It returns
+// the message to publish, or an error payload to send back instead.
 func parseClientFrame(data []byte, maxBytes int) (inboundMessage, *errorPayload) {
+	env, rejected := decodeEnvelope(data)
+	if rejected != nil {
+		return inboundMessage{}, rejected
+	}
+	if env.Type != typeChatMessage {
+		return inboundMessage{}, errUnknownType
+	}
+	return parseChatMessage(env.Payload, maxBytes)
+}
+
+// errUnknownType answers a frame of a type clients may not send.
+var errUnknownType = &errorPayload{Code: codeBadMessage, Text: "unknown frame type; clients send chatMessage, ping or typing"}
+
+// decodeEnvelope decodes the outer shape of one client frame.
+func decodeEnvelope(data []byte) (envelope, *errorPayload) {
 	var env envelope
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&env); err != nil || dec.More() {
-		return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "frame is not one JSON envelope {\"type\",\"payload\"}"}
+		return envelope{}, &errorPayload{Code: codeBadMessage, Text: "frame is not one JSON envelope {\"type\",\"payload\"}"}
 	}
-	if env.Type != typeChatMessage {
-		return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "unknown frame type; clients send only chatMessage"}
-	}
+	return env, nil
+}
+
+// parseChatMessage checks the payload of a chatMessage frame.
+func parseChatMessage(payload json.RawMessage, maxBytes int) (inboundMessage, *errorPayload) {
 	var in inboundMessage
-	if err := json.Unmarshal(env.Payload, &in); err != nil {
+	if err := json.Unmarshal(payload, &in); err != nil {
 		return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "chatMessage payload must be {\"message\": string}"}
 	}
 	if !validClientID(in.ClientID) {

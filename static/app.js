@@ -4,6 +4,7 @@
 
 import { RoomConnection } from './chat.js';
 import { MessageList, hue } from './messages.js';
+import { TypingIndicator, TypingSignal } from './typing.js';
 import {
   RoomSeal, available as canEncrypt, cost as sealedCost, keyFromHash, newRoomSecret, showSeal,
 } from './e2ee.js';
@@ -278,6 +279,8 @@ class RoomView {
       onRetry: (li, text) => this.retry(li, text),
       onUnseen: (n) => { $('jump').hidden = n === 0; },
     });
+    this.typing = new TypingIndicator($('typing'));
+    this.signal = new TypingSignal((active) => Boolean(this.conn?.send('typing', { active })));
   }
 
   enter(code, name, state) {
@@ -287,6 +290,7 @@ class RoomView {
     this.unread = 0;
     this.maxBytes = defaultMaxBytes;
     this.list.clear();
+    this.typing.clear();
     this.setUsers([]);
     this.hideBanner();
     showView('room');
@@ -308,7 +312,7 @@ class RoomView {
       this.list.addSystem('End-to-end encrypted room: the key is in the link, and Copy link includes it.', 0, 'note');
     }
     this.conn = new RoomConnection(code, name, {
-      onFrame: (type, p) => this.receive(type, p),
+      onFrame: (type, p, info) => this.receive(type, p, info),
       onState: (s) => this.state(s),
     });
     this.conn.start();
@@ -325,11 +329,11 @@ class RoomView {
 
   // receive queues a frame behind those before it; an encrypted room's
   // frames wait for its keys.
-  receive(type, p) {
+  receive(type, p, info) {
     const seal = this.seal;
     this.inbox = this.inbox
       .then(() => seal.ready)
-      .then(() => (seal === this.seal ? this.frame(type, p) : undefined))
+      .then(() => (seal === this.seal ? this.frame(type, p, info) : undefined))
       .catch((err) => reportError(err));
   }
 
@@ -339,18 +343,21 @@ class RoomView {
     this.updateCounter();
   }
 
-  frame(type, p) {
+  frame(type, p, info) {
     switch (type) {
-      case 'welcome': return this.welcome(p);
+      case 'welcome': return this.welcome(p, info);
       case 'chatMessage': return this.chat(p);
       case 'system': return this.list.addSystem(String(p.text ?? ''), p.ts);
       case 'userCount': return this.setUsers(Array.isArray(p.users) ? p.users : [], p.count);
       case 'error': return this.error(p);
+      case 'typing':
+        if (p.username !== this.me) this.typing.update(String(p.username ?? ''), p.active === true);
+        return undefined;
       default: return undefined; // Unknown frames are for newer clients.
     }
   }
 
-  welcome(p) {
+  welcome(p, info = {}) {
     const asked = this.me;
     this.me = String(p.username ?? this.me);
     this.seal.welcome(p);
@@ -368,6 +375,10 @@ class RoomView {
       this.list.addSystem(`Reconnected as ${this.me}.`, Date.now(), 'note');
     }
     this.quietDrop = false;
+    if (info.missing) {
+      // At the gap: what follows is what the server still had.
+      this.list.addSystem('Some messages may be missing here: the server no longer had them all.', Date.now(), 'warn gap');
+    }
     for (const [clientId, li] of this.list.queued()) {
       const text = li.querySelector('.text').textContent;
       if (this.seal.canSeal()) {
@@ -389,6 +400,7 @@ class RoomView {
       this.list.addSystem('A repeated encrypted message was dropped.', Date.now(), 'warn');
       return;
     }
+    this.typing.update(String(p.username ?? ''), false);
     const result = this.list.addChat(view);
     if (result === 'new' && document.hidden && p.username !== this.me) {
       this.unread++;
@@ -404,6 +416,7 @@ class RoomView {
 
   setUsers(users, count = users.length) {
     const n = Number.isFinite(count) ? count : users.length;
+    this.typing.keep(users);
     $('people-count').textContent = String(n);
     $('people-word').textContent = n === 1 ? 'person' : 'people';
     const sorted = [...users].sort((a, b) => (b === this.me) - (a === this.me) || a.localeCompare(b));
@@ -451,6 +464,11 @@ class RoomView {
         break;
       case 'waiting':
         this.waiting(s);
+        break;
+      case 'offline':
+        status.textContent = 'Offline';
+        this.list.failAll('the connection dropped before the server confirmed it.');
+        this.showBanner('You are offline. Hallway reconnects as soon as the network is back.', { retry: 'Retry now', home: false, tone: 'info' });
         break;
       case 'stopped':
         if (s.code !== 'left') this.stopped(s);
@@ -523,6 +541,7 @@ class RoomView {
       this.list.addPending(clientId, text, !sent);
     }
     input.value = '';
+    this.signal.stop();
     this.updateCounter();
   }
 
@@ -642,7 +661,10 @@ function wire() {
       room.send();
     }
   });
-  input.addEventListener('input', () => room.updateCounter());
+  input.addEventListener('input', () => {
+    room.updateCounter();
+    room.signal.input(input.value);
+  });
 
   $('copy-link').addEventListener('click', () => room.copyLink());
   $('home-e2ee').checked = canEncrypt(); // the default wherever the browser can

@@ -29,6 +29,14 @@ const stableMs = 10000;
 // restartQuietMs is how long after a 1001 close failed attempts stay quiet:
 // a restarting server is briefly unreachable, and that is not news.
 const restartQuietMs = 30000;
+// heartbeatMs is how often an open connection sends a ping frame; the
+// server answers each with a pong, so an idle room still hears something.
+export const heartbeatMs = 15000;
+// deadAfterMs is how long an open connection may go without receiving any
+// frame before it is taken for dead and replaced: two heartbeats missed,
+// and a few seconds for a slow network. Browsers cannot see WebSocket pings,
+// and a half-open connection never reports its own death.
+export const deadAfterMs = 35000;
 
 // backoffDelay returns the delay before reconnect attempt n (0-based):
 // exponential from 1 s to 30 s, each with "equal jitter" (half fixed, half random).
@@ -54,8 +62,10 @@ export function splitFrames(data) {
 }
 
 // RoomConnection keeps one room's WebSocket alive. Callbacks:
-//   onFrame(type, payload)        every envelope, in order
-//   onState({state, ...details})  state is "connecting", "open", "waiting" or "stopped"
+//   onFrame(type, payload, info)  every envelope, in order; a welcome's info
+//                                 says {missing: true} when messages may be lost
+//   onState({state, ...details})  state is "connecting", "open", "waiting",
+//                                 "offline" (the browser says so) or "stopped"
 // A "waiting" state carries {retryAt, quiet, reason}; "stopped" carries
 // {code, text}: the server refused us or asked us to go away, so a person decides.
 export class RoomConnection {
@@ -72,10 +82,18 @@ export class RoomConnection {
     this.welcomed = false;
     this.welcomedAt = 0;
     this.quietUntil = 0;
+    this.epoch = ''; // the room's incarnation, from the latest welcome
+    this.lastId = 0; // the newest message id received in that epoch
+    this.cleanClose = false; // the last connection ended with a restart's 1001
+    this.lastHeard = 0;
+    this.lastPing = 0;
+    this.heartbeat = 0;
     this.onOnline = () => {
-      if (this.state === 'waiting') this.retryNow();
+      if (this.state === 'waiting' || this.state === 'offline') this.retryNow();
     };
+    this.onOffline = () => this.offline();
     window.addEventListener('online', this.onOnline);
+    window.addEventListener('offline', this.onOffline);
   }
 
   // start opens the first connection.
@@ -97,6 +115,8 @@ export class RoomConnection {
     this.closedByUs = true;
     clearTimeout(this.timer);
     window.removeEventListener('online', this.onOnline);
+    window.removeEventListener('offline', this.onOffline);
+    clearInterval(this.heartbeat);
     if (this.ws) this.ws.close(closeCode.normal, 'left the room');
     this.ws = null;
     this.setState({ state: 'stopped', code: 'left' });
@@ -125,7 +145,13 @@ export class RoomConnection {
   }
 
   path() {
-    return `/ws/${encodeURIComponent(this.room)}?username=${encodeURIComponent(this.username)}`;
+    return `/ws/${encodeURIComponent(this.room)}?username=${encodeURIComponent(this.username)}${this.resumeQuery()}`;
+  }
+
+  // resumeQuery asks a reconnect to replay only what came after the newest
+  // message received; a first join gets the whole history.
+  resumeQuery() {
+    return this.epoch ? `&since=${this.lastId}&epoch=${encodeURIComponent(this.epoch)}` : '';
   }
 
   connect() {
@@ -135,17 +161,20 @@ export class RoomConnection {
     let opened = false;
     const ws = new WebSocket(this.url());
     this.ws = ws;
+    this.startHeartbeat();
     ws.onopen = () => {
       opened = true;
     };
     ws.onmessage = (ev) => {
       if (ws !== this.ws) return;
+      this.lastHeard = Date.now();
       for (const env of splitFrames(ev.data)) this.receive(env);
     };
     ws.onclose = (ev) => {
       if (ws !== this.ws || this.closedByUs) return;
       this.ws = null;
       this.welcomed = false;
+      clearInterval(this.heartbeat);
       if (!opened) {
         this.diagnose();
       } else {
@@ -156,14 +185,74 @@ export class RoomConnection {
 
   receive(env) {
     const payload = env.payload || {};
+    let info;
     if (env.type === 'welcome') {
       if (typeof payload.username === 'string' && payload.username) this.username = payload.username;
+      info = { missing: this.resumed(payload) };
       this.welcomed = true;
       this.welcomedAt = Date.now();
       this.quietUntil = 0;
       this.setState({ state: 'open' });
+    } else if (env.type === 'chatMessage' && Number.isSafeInteger(payload.id) && payload.id > this.lastId) {
+      this.lastId = payload.id;
+    } else if (env.type === 'pong') {
+      return; // It has done its work by arriving.
     }
-    this.onFrame(env.type, payload);
+    this.onFrame(env.type, payload, info);
+  }
+
+  // resumed takes in a welcome's epoch and reports whether messages may be
+  // missing since the last connection: the server says so (gap), or the room
+  // is a new incarnation and the old one did not close cleanly, so it may
+  // have said things this page never got.
+  resumed(p) {
+    const epoch = typeof p.epoch === 'string' ? p.epoch : '';
+    const before = this.epoch;
+    const missing = Boolean(before) && (p.gap === true || (epoch !== before && !this.cleanClose));
+    if (epoch !== before) this.lastId = 0;
+    this.epoch = epoch;
+    this.cleanClose = false;
+    return missing;
+  }
+
+  // startHeartbeat pings every heartbeatMs once welcomed, and replaces the
+  // connection when nothing at all has arrived for deadAfterMs, including a
+  // handshake that never finishes.
+  startHeartbeat() {
+    clearInterval(this.heartbeat);
+    this.lastHeard = Date.now();
+    this.lastPing = Date.now();
+    this.heartbeat = setInterval(() => {
+      const now = Date.now();
+      if (now - this.lastHeard >= deadAfterMs) {
+        this.abandon();
+        this.wait(backoffDelay(this.failures++), { reason: 'no answer' });
+      } else if (now - this.lastPing >= heartbeatMs) {
+        this.lastPing = now;
+        this.send('ping', {});
+      }
+    }, 1000);
+  }
+
+  // abandon drops the current socket without waiting for it: a dead network
+  // would hold a closing handshake for minutes.
+  abandon() {
+    clearInterval(this.heartbeat);
+    const ws = this.ws;
+    this.ws = null;
+    this.welcomed = false;
+    if (this.welcomedAt && Date.now() - this.welcomedAt > stableMs) this.failures = 0;
+    this.welcomedAt = 0;
+    if (ws) ws.close(closeCode.normal, 'no answer');
+  }
+
+  // offline shows at once that the browser lost its network, and waits for
+  // the online event instead of retrying into nothing.
+  offline() {
+    if (this.closedByUs || this.state === 'stopped') return;
+    clearTimeout(this.timer);
+    this.abandon();
+    this.setState({ state: 'offline' });
   }
 
   // closed decides what to do after an open connection ended.
@@ -173,6 +262,8 @@ export class RoomConnection {
     switch (code) {
       case closeCode.goingAway:
       case closeCode.roomMoved: {
+        // A restart flushes everything before it closes; a move does not.
+        this.cleanClose = code === closeCode.goingAway;
         const [lo, hi] = restartDelayMs;
         this.quietUntil = Date.now() + restartQuietMs;
         this.wait(lo + Math.random() * (hi - lo), { reason });
