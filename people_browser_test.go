@@ -3,14 +3,17 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
-// People in a room, in a real browser: who is typing.
+// People in a room, in a real browser: who is typing, and notifications.
 
 // typingRepeat mirrors typingRepeatMs in static/typing.js.
 const typingRepeat = 3 * time.Second
@@ -67,5 +70,112 @@ func TestBrowserTypingIndicator(t *testing.T) {
 	bob.waitFor("nobody typing", `() => `+typingLine+` === ''`)
 	if strings.Contains(es.logs.String(), "typing") {
 		t.Errorf("the server logged typing:\n%s", es.logs)
+	}
+}
+
+// notificationRecorder records every notification the page shows, then lets
+// the browser show it.
+const notificationRecorder = `
+window.__notes = [];
+if (window.Notification) {
+  const Real = window.Notification;
+  window.Notification = class extends Real {
+    constructor(title, options) {
+      window.__notes.push({ title, body: (options && options.body) || '' });
+      super(title, options);
+    }
+  };
+}`
+
+// allowNotifications grants u's pages on origin the notification
+// permission, as a person's "Allow" would, and records what they show from
+// the next page load on.
+func (u *browserUser) allowNotifications(origin string) {
+	u.t.Helper()
+	if _, err := chromedp.CallBrowser(u.ctx, browser.SetPermission, browser.SetPermissionParams{
+		Permission: &browser.PermissionDescriptor{Name: "notifications"}, Setting: browser.PermissionSettingGranted,
+		Origin: origin, BrowserContextID: chromedp.FromContext(u.ctx).BrowserContextID,
+	}); err != nil {
+		u.t.Fatalf("grant notifications: %v", err)
+	}
+	if _, err := chromedp.Call(u.ctx, page.AddScriptToEvaluateOnNewDocument,
+		page.AddScriptToEvaluateOnNewDocumentParams{Source: notificationRecorder}); err != nil {
+		u.t.Fatalf("%s: add notification recorder: %v", u.name, err)
+	}
+}
+
+// setHidden tells u's page it is hidden or visible: headless tabs are
+// always visible.
+func (u *browserUser) setHidden(hidden bool) {
+	u.t.Helper()
+	browserEval[chromedp.Void](u, fmt.Sprintf(`Object.defineProperty(document, 'hidden', { configurable: true, get: () => %t });
+		document.dispatchEvent(new Event('visibilitychange'))`, hidden))
+}
+
+// notes returns "title / body" of every notification shown.
+func (u *browserUser) notes() []string {
+	u.t.Helper()
+	return browserEval[[]string](u, `window.__notes.map((n) => n.title + ' / ' + n.body)`)
+}
+
+func TestBrowserNotifications(t *testing.T) { notifications(t, false) }
+
+func TestBrowserEncryptedNotifications(t *testing.T) { notifications(t, true) }
+
+func notifications(t *testing.T, sealed bool) {
+	es := startE2EServer(t, nil)
+	var alice, bob *browserUser
+	if sealed {
+		alice, bob = sealedPair(t, es)
+	} else {
+		alice, bob, _ = aliceAndBob(t, es)
+	}
+	bob.allowNotifications(es.URL)
+	bob.do("reload", chromedp.Reload())
+	bob.waitJoined()
+	if n := len(bob.notes()); n != 0 {
+		t.Fatalf("bob got %d notifications before opting in", n)
+	}
+	bob.do("open the people panel and opt in", chromedp.Click(chromedp.ID("notify-on")))
+	bob.waitFor("notifications on", `() => document.getElementById('notify-on').checked &&
+		!document.getElementById('notify-text').disabled && localStorage.getItem('hallway.notify') === '1'`)
+
+	bob.setHidden(true)
+	alice.say("the secret plans")
+	bob.waitMessage("Alice", "the secret plans")
+	bob.waitFor("a notification", `() => window.__notes.length === 1`)
+	if got := bob.notes(); got[0] != "New message from Alice / Open Hallway to read it." {
+		t.Errorf("hidden tab notified %q, want the author and no text", got)
+	}
+
+	bob.setHidden(false)
+	alice.say("seen in the tab")
+	bob.waitMessage("Alice", "seen in the tab")
+	alice.say("hey @BOB, look")
+	bob.waitMessage("Alice", "hey @BOB, look")
+	bob.waitFor("the mention notified", `() => window.__notes.length === 2`)
+	if got := bob.notes(); got[1] != "Alice mentioned you / Open Hallway to read it." {
+		t.Errorf("mention notified %q", got)
+	}
+	marked := browserEval[[]string](bob, `[...document.querySelectorAll('#message-list .msg.mention .text')].map((e) => e.textContent)`)
+	if strings.Join(marked, "|") != "hey @BOB, look" {
+		t.Errorf("highlighted as mentions: %q, want only the one naming @bob", marked)
+	}
+
+	bob.do("show text", chromedp.Click(chromedp.ID("notify-text")))
+	bob.setHidden(true)
+	alice.say("now with its text")
+	bob.waitFor("a notification with text", `() => window.__notes.length === 3`)
+	if got := bob.notes(); got[2] != "New message from Alice / now with its text" {
+		t.Errorf("with text shown, notified %q", got)
+	}
+
+	bob.do("reload", chromedp.Reload())
+	bob.waitJoined()
+	if !browserEval[bool](bob, `document.getElementById('notify-on').checked && document.getElementById('notify-text').checked`) {
+		t.Error("the choices were not remembered across a reload")
+	}
+	if n := len(bob.notes()); n != 0 {
+		t.Errorf("the history replayed after a reload notified %d times", n)
 	}
 }

@@ -5,6 +5,7 @@
 import { RoomConnection } from './chat.js';
 import { MessageList, hue } from './messages.js';
 import { TypingIndicator, TypingSignal } from './typing.js';
+import { Notifier, mentions, supported as canNotify } from './notify.js';
 import {
   RoomSeal, available as canEncrypt, cost as sealedCost, keyFromHash, newRoomSecret, showSeal,
 } from './e2ee.js';
@@ -288,6 +289,7 @@ class RoomView {
     this.me = name;
     this.welcomes = 0;
     this.unread = 0;
+    this.replaying = true; // the first join's history: old news, never notified
     this.maxBytes = defaultMaxBytes;
     this.list.clear();
     this.typing.clear();
@@ -348,7 +350,9 @@ class RoomView {
       case 'welcome': return this.welcome(p, info);
       case 'chatMessage': return this.chat(p);
       case 'system': return this.list.addSystem(String(p.text ?? ''), p.ts);
-      case 'userCount': return this.setUsers(Array.isArray(p.users) ? p.users : [], p.count);
+      case 'userCount':
+        this.replaying = false;
+        return this.setUsers(Array.isArray(p.users) ? p.users : [], p.count);
       case 'error': return this.error(p);
       case 'typing':
         if (p.username !== this.me) this.typing.update(String(p.username ?? ''), p.active === true);
@@ -401,10 +405,16 @@ class RoomView {
       return;
     }
     this.typing.update(String(p.username ?? ''), false);
+    const readable = view.flag?.kind !== 'locked';
+    view.mention = p.username !== this.me && readable && mentions(view.message, this.me);
     const result = this.list.addChat(view);
-    if (result === 'new' && document.hidden && p.username !== this.me) {
+    if (result !== 'new' || p.username === this.me) return;
+    if (document.hidden) {
       this.unread++;
       this.updateTitle();
+    }
+    if (!this.replaying) {
+      notifier.message({ author: view.username, text: view.message, mention: view.mention, readable, room: this.code });
     }
   }
 
@@ -640,7 +650,28 @@ function showToast(text) {
   toastTimer = setTimeout(() => { toast.hidden = true; }, 3000);
 }
 
+const notifier = new Notifier();
 const room = new RoomView();
+
+// showNotifyChoices shows the notification choices as they stand.
+function showNotifyChoices(hint = '') {
+  $('notify-on').checked = notifier.enabled;
+  $('notify-text').checked = notifier.showText;
+  $('notify-text').disabled = !notifier.enabled;
+  $('notify-hint').textContent = hint;
+}
+
+async function toggleNotify() {
+  if (!$('notify-on').checked) {
+    notifier.disable();
+    showNotifyChoices();
+    return;
+  }
+  const result = await notifier.enable();
+  showNotifyChoices(result === 'denied'
+    ? 'The browser blocks notifications for this site; allow them in its site settings, then try again.'
+    : '');
+}
 
 // ---- wiring ---------------------------------------------------------------
 
@@ -667,6 +698,15 @@ function wire() {
   });
 
   $('copy-link').addEventListener('click', () => room.copyLink());
+  $('notify-on').addEventListener('change', toggleNotify);
+  $('notify-text').addEventListener('change', () => notifier.setShowText($('notify-text').checked));
+  if (canNotify()) {
+    showNotifyChoices();
+  } else {
+    $('notify-on').disabled = true;
+    $('notify-text').disabled = true;
+    $('notify-hint').textContent = 'This browser cannot show notifications.';
+  }
   $('home-e2ee').checked = canEncrypt(); // the default wherever the browser can
   const showInfo = (open) => {
     $('e2ee-info').hidden = !open;

@@ -108,6 +108,13 @@ export class MessageList {
     }
     const li = this.messageElement(p.username, p.message, p.ts, this.hooks.isMe(p.username));
     li.dataset.id = String(p.id);
+    if (p.mention) {
+      li.classList.add('mention');
+      const tag = document.createElement('span');
+      tag.className = 'mention-tag';
+      tag.textContent = 'mentions you';
+      li.querySelector('.meta')?.append(' ', tag);
+    }
     if (p.flag) {
       li.classList.add(`sealed-${p.flag.kind}`);
       if (p.flag.note) {
@@ -228,6 +235,13 @@ export class MessageList {
     li.classList.remove('pending', 'failed');
     delete li.dataset.queued;
     li.dataset.id = String(p.id);
+    if (p.mention) {
+      li.classList.add('mention');
+      const tag = document.createElement('span');
+      tag.className = 'mention-tag';
+      tag.textContent = 'mentions you';
+      li.querySelector('.meta')?.append(' ', tag);
+    }
     li.querySelector('.state')?.remove();
     li.querySelector('time')?.replaceWith(timeElement(p.ts));
     li.dataset.ts = String(p.ts);
