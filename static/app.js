@@ -6,6 +6,7 @@ import { RoomConnection } from './chat.js';
 import { MessageList, hue } from './messages.js';
 import { TypingIndicator, TypingSignal } from './typing.js';
 import { Notifier, mentions, supported as canNotify } from './notify.js';
+import { drawQR } from './share.js';
 import {
   RoomSeal, available as canEncrypt, cost as sealedCost, keyFromHash, newRoomSecret, showSeal,
 } from './e2ee.js';
@@ -611,14 +612,17 @@ class RoomView {
     const url = `${location.origin}/r/${this.code}${this.seal.fragment()}`;
     const btn = $('copy-link');
     let copied = false;
+    // The link, and its QR code for a phone, drawn here: the key after "#"
+    // stays in the page.
+    $('share-url').value = url;
+    drawQR($('share-qr'), url);
+    $('share').hidden = false;
     try {
       await navigator.clipboard.writeText(url);
       copied = true;
     } catch {
       // Clipboard access can be refused (permissions, insecure context):
       // show the link selected so the person can copy it themselves.
-      $('share-url').value = url;
-      $('share').hidden = false;
       $('share-url').focus();
       $('share-url').select();
       try {

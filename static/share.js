@@ -1,0 +1,36 @@
+// share.js draws a room link as a QR code, in the page, so that a phone's
+// camera can open the room. Nothing leaves the page: the link's fragment
+// (an encrypted room's key) never reaches any server.
+
+import qrcode from './qrcode-generator.js';
+
+// modulePx is the size of one QR module on the canvas; quietModules is the
+// blank border scanners need around the code.
+const modulePx = 4;
+const quietModules = 4;
+
+// qrModules returns the QR code of text as rows of booleans (true is
+// dark), at error correction level M, in the smallest version that fits.
+export function qrModules(text) {
+  const qr = qrcode(0, 'M');
+  qr.addData(text, 'Byte');
+  qr.make();
+  const n = qr.getModuleCount();
+  return Array.from({ length: n }, (_, r) => Array.from({ length: n }, (_, c) => qr.isDark(r, c)));
+}
+
+// drawQR draws text's QR code on canvas, dark on white whatever the theme,
+// with its quiet zone.
+export function drawQR(canvas, text) {
+  const rows = qrModules(text);
+  const size = (rows.length + 2 * quietModules) * modulePx;
+  canvas.width = size;
+  canvas.height = size;
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, size, size);
+  ctx.fillStyle = '#000';
+  rows.forEach((row, r) => row.forEach((dark, c) => {
+    if (dark) ctx.fillRect((c + quietModules) * modulePx, (r + quietModules) * modulePx, modulePx, modulePx);
+  }));
+}
