@@ -63,14 +63,26 @@ func countFrames(w *wireTap, text string) int {
 	return n
 }
 
-func TestBrowserOfflineShowsAtOnceAndResumes(t *testing.T) {
+func TestBrowserOfflineShowsAtOnceAndResumes(t *testing.T) { offlineResumes(t, false) }
+
+func TestBrowserEncryptedOfflineResumes(t *testing.T) { offlineResumes(t, true) }
+
+func offlineResumes(t *testing.T, sealed bool) {
 	es := startE2EServer(t, nil)
 	b := startBrowser(t)
 	alice := newBrowserUser(t, b, "alice")
-	code := alice.createRoomFromStart(es.URL, "Alice", "create-room")
+	var link string
+	if sealed {
+		_, link = alice.createSealedRoom(es.URL, "Alice")
+	} else {
+		link = es.URL + "/r/" + alice.createRoomFromStart(es.URL, "Alice", "create-room")
+	}
 	bob := newBrowserUser(t, b, "bob")
 	wire := tapWire(bob)
-	bob.joinFromLink(es.URL+"/r/"+code, "Bob")
+	bob.joinFromLink(link, "Bob")
+	if sealed {
+		bob.waitSealed()
+	}
 	alice.say("before the tunnel")
 	bob.waitMessage("Alice", "before the tunnel")
 
@@ -90,9 +102,9 @@ func TestBrowserOfflineShowsAtOnceAndResumes(t *testing.T) {
 	if got, want := strings.Join(bob.messages(), "|"), "Alice: before the tunnel|Alice: while Bob was offline|Alice: after"; got != want {
 		t.Errorf("bob sees %q, want %q: each message once", got, want)
 	}
-	// Resumed, not replayed: the first message crossed the wire once.
-	if n := countFrames(wire, "before the tunnel"); n != 1 {
-		t.Errorf("bob received the first message %d times, want once: the reconnect replayed it", n)
+	// Resumed, not replayed: each message crossed the wire to Bob once.
+	if n := countFrames(wire, `received {"type":"chatMessage"`) + countFrames(wire, "\n"+`{"type":"chatMessage"`); n != 3 {
+		t.Errorf("bob received %d chatMessage frames for 3 messages: the reconnect replayed what he had", n)
 	}
 	if !strings.Contains(es.requests.String(), "since=1&epoch=") {
 		t.Errorf("the reconnect did not ask to resume after message 1:\n%s", es.requests)
