@@ -278,3 +278,25 @@ func TestBadResumeIsRefusedBeforeTheUpgrade(t *testing.T) {
 		}
 	}
 }
+
+func TestTypingIsNotRelayedInACrowd(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"MAX_CONNS_PER_IP": "0", "JOIN_RATE": "0"})
+	var crowd []*testClient
+	for i := range maxListedUsers + 1 {
+		c := ts.dial(t, "crowd", fmt.Sprintf("m%d", i))
+		c.welcome()
+		crowd = append(crowd, c)
+	}
+	crowd[0].sendRaw(`{"type":"typing","payload":{"active":true}}`)
+	crowd[0].say("hi", "")
+	for {
+		e := crowd[1].next()
+		if e.Type == typeTyping {
+			t.Fatalf("a room of %d relayed typing: %s", maxListedUsers+1, e.Payload)
+		}
+		if e.Type == typeChatMessage {
+			break
+		}
+	}
+}
