@@ -235,13 +235,6 @@ export class MessageList {
     li.classList.remove('pending', 'failed');
     delete li.dataset.queued;
     li.dataset.id = String(p.id);
-    if (p.mention) {
-      li.classList.add('mention');
-      const tag = document.createElement('span');
-      tag.className = 'mention-tag';
-      tag.textContent = 'mentions you';
-      li.querySelector('.meta')?.append(' ', tag);
-    }
     li.querySelector('.state')?.remove();
     li.querySelector('time')?.replaceWith(timeElement(p.ts));
     li.dataset.ts = String(p.ts);
