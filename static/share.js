@@ -2,27 +2,17 @@
 // camera can open the room. Nothing leaves the page: the link's fragment
 // (an encrypted room's key) never reaches any server.
 
-import qrcode from './qrcode-generator.js';
+import { encode } from './qr.js';
 
 // modulePx is the size of one QR module on the canvas; quietModules is the
 // blank border scanners need around the code.
 const modulePx = 4;
 const quietModules = 4;
 
-// qrModules returns the QR code of text as rows of booleans (true is
-// dark), at error correction level M, in the smallest version that fits.
-export function qrModules(text) {
-  const qr = qrcode(0, 'M');
-  qr.addData(text, 'Byte');
-  qr.make();
-  const n = qr.getModuleCount();
-  return Array.from({ length: n }, (_, r) => Array.from({ length: n }, (_, c) => qr.isDark(r, c)));
-}
-
 // drawQR draws text's QR code on canvas, dark on white whatever the theme,
 // with its quiet zone.
 export function drawQR(canvas, text) {
-  const rows = qrModules(text);
+  const rows = encode(text);
   const size = (rows.length + 2 * quietModules) * modulePx;
   canvas.width = size;
   canvas.height = size;
