@@ -603,8 +603,9 @@ func TestStuckWriteIsCut(t *testing.T) {
 	t.Parallel()
 	// The queue is large enough never to fill here, so what cuts the
 	// member who stops reading is its write outlasting WRITE_TIMEOUT once
-	// the socket buffers are full.
-	ts := setupTest(t, map[string]string{"MESSAGE_RATE": "0", "HISTORY_SIZE": "0", "SEND_BUFFER": "5000", "WRITE_TIMEOUT": "200ms"})
+	// the socket buffers are full. The timeout is long enough that the
+	// sender, who reads, is never cut on a busy machine.
+	ts := setupTest(t, map[string]string{"MESSAGE_RATE": "0", "HISTORY_SIZE": "0", "SEND_BUFFER": "5000", "SEND_BUFFER_BYTES": "64MiB", "WRITE_TIMEOUT": "1s"})
 	sender := ts.dial(t, "stuck", "sender")
 	sender.welcome()
 	stuck := ts.dial(t, "stuck", "stuck")

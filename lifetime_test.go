@@ -114,7 +114,9 @@ func TestServeStopsCleanlyOnSignal(t *testing.T) {
 
 func TestDeadPeerIsDropped(t *testing.T) {
 	t.Parallel()
-	ts := setupTest(t, map[string]string{"PING_INTERVAL": "50ms"})
+	// Long enough that the watcher, which reads, always answers in time on
+	// a busy machine; the silent one never does.
+	ts := setupTest(t, map[string]string{"PING_INTERVAL": "300ms"})
 	watcher := ts.dial(t, "ping", "watcher")
 	watcher.welcome()
 	// A coder/websocket client answers pings only while it reads; this one
