@@ -133,17 +133,22 @@ func TestPlainClientGetsFramesCoalesced(t *testing.T) {
 	aliceConn := rec.conn(0)
 
 	// Alice's next writer turn waits while bob's messages and then the
-	// shutdown's 1001 queue up for her.
+	// shutdown's 1001 queue up for her. Her writer must first end the turn
+	// that sent her the count, or it would take the messages unheld.
+	member := ts.member(t, "cork", "alice")
+	waitFor(t, "alice's writer to end its turn", func() bool {
+		member.mu.Lock()
+		defer member.mu.Unlock()
+		return !member.writing
+	})
 	hold.armed.Store(true)
 	const n = 5
 	for i := range n {
 		bob.say(fmt.Sprintf("m%d", i), "")
 		bob.nextMessage()
 	}
+	waitFor(t, "alice's writer to start a turn to be held", func() bool { return hold.held.Load() != nil })
 	c := hold.held.Load()
-	if c == nil {
-		t.Fatalf("alice's writer never started a turn to be held")
-	}
 	mark := aliceConn.writeCount()
 	ts.srv.goAway(c)
 	close(hold.release)
