@@ -56,17 +56,8 @@ func newIPLimiter(limit rate.Limit, burst int) *ipLimiter {
 	return &ipLimiter{limit: limit, burst: burst, buckets: make(map[string]*rate.Limiter)}
 }
 
-// allow takes a token for ip, or says how long until one is free.
-func (l *ipLimiter) allow(ip string) (time.Duration, bool) {
-	return l.take(ip, true)
-}
-
-// peek says what allow would, without taking the token.
-func (l *ipLimiter) peek(ip string) (time.Duration, bool) {
-	return l.take(ip, false)
-}
-
-// take reserves a token for ip and keeps it only when commit is set.
+// take reserves a token for ip and keeps it only when commit is set; without
+// a token, it says how long until one is free.
 func (l *ipLimiter) take(ip string, commit bool) (time.Duration, bool) {
 	if l.limit == 0 {
 		return 0, true
