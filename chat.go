@@ -157,10 +157,9 @@ func (s *server) reserve(name, ip string) (*room, error) {
 	if err := s.admitLocked(name, ip, true); err != nil {
 		return nil, err
 	}
-	r := s.rooms[name]
-	if r == nil {
-		r = &room{name: name, capacity: s.cfg.MaxRoomClients, epoch: newEpoch()}
-		s.rooms[name] = r
+	r, err := s.roomLocked(name, s.cfg.MaxRoomClients) // admitLocked allowed a new one
+	if err != nil {
+		return nil, err
 	}
 	r.mu.Lock()
 	r.pending++
