@@ -130,10 +130,10 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 
 // writeReserveError maps reserve's refusals to statuses.
 func writeReserveError(w http.ResponseWriter, err error) {
-	var limited *rateLimitedError
+	var overRate *rateLimitedError
 	switch {
-	case errors.As(err, &limited):
-		setRetryAfter(w, limited.wait)
+	case errors.As(err, &overRate):
+		setRetryAfter(w, overRate.wait)
 		writeError(w, http.StatusTooManyRequests, codeRateLimited, err.Error())
 	case errors.Is(err, errTooManyConns):
 		setRetryAfter(w, retryTooMany)
