@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"slices"
@@ -21,7 +23,11 @@ const (
 	reasonBinary     = "binary frames are not supported"
 	reasonAbuse      = "too many rejected frames"
 	reasonPingFailed = "ping timeout"
+	reasonReplaced   = "replaced by a newer connection"
 )
+
+// closeReplaced closes a member whose place a reconnect took (see rejoin).
+const closeReplaced websocket.StatusCode = 4409
 
 // Abuse control: every rejected frame costs a token; a connection that runs
 // out is closed with 1008. This allows honest mistakes and stops floods.
@@ -257,23 +263,64 @@ func (s *server) join(c *client, requested string, from resumePoint) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pending--
+	old, at := s.replaceLocked(r, from.rejoin)
 	c.name = uniqueName(requested, func(key string) bool {
-		return slices.ContainsFunc(r.members, func(m *client) bool { return strings.ToLower(m.name) == key })
+		return slices.ContainsFunc(r.members, func(m *client) bool { return m != old && strings.ToLower(m.name) == key })
 	})
-	r.members = append(r.members, c)
+	// A reconnect under its old name takes the old connection's place
+	// unseen; anything else is a leave and a join.
+	quiet := old != nil && old.name == c.name
+	switch {
+	case quiet:
+		r.members[at] = c
+	case old != nil:
+		r.removeLocked(old)
+		s.announceLeaveLocked(r, old)
+		fallthrough
+	default:
+		r.members = append(r.members, c)
+	}
+	c.rejoin = base64.RawURLEncoding.EncodeToString(randomBytes(rejoinBytes))
 	// SEND_BUFFER > HISTORY_SIZE+2 is checked at start-up, so all of this fits.
 	replay, gap := r.replayLocked(from)
 	s.enqueue(c, encodeFrame(typeWelcome, welcomePayload{
-		Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes, roomCipher: r.cipher, Epoch: r.epoch, Gap: gap,
+		Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes, roomCipher: r.cipher, Epoch: r.epoch, Gap: gap, Rejoin: c.rejoin,
 	}), false)
 	s.enqueueReplay(c, replay)
-	if len(r.members) <= maxListedUsers {
+	if !quiet && len(r.members) <= maxListedUsers {
 		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}), false)
 	}
-	s.broadcastLocked(r, r.userCountLocked(), true)
+	if quiet {
+		s.enqueue(c, r.userCountLocked(), true)
+	} else {
+		s.broadcastLocked(r, r.userCountLocked(), true)
+	}
 	if s.closing.Load() {
 		s.goAway(c) // Shutdown began after this client was admitted.
 	}
+}
+
+// replaceLocked finds the member of r whose rejoin secret is token: the
+// same person reconnecting while the server still holds its old connection,
+// which is dead or about to be. That member is out of the room from now on
+// and closed with closeReplaced; it stays in r.members, at the index
+// returned, for join to replace or remove.
+func (s *server) replaceLocked(r *room, token string) (old *client, at int) {
+	if token == "" {
+		return nil, -1
+	}
+	at = slices.IndexFunc(r.members, func(m *client) bool {
+		return subtle.ConstantTimeCompare([]byte(m.rejoin), []byte(token)) == 1
+	})
+	if at < 0 {
+		return nil, -1
+	}
+	old = r.members[at]
+	old.kicked = true
+	old.discardQueue()
+	go old.conn.Close(closeReplaced, reasonReplaced)
+	s.metrics.cutOff(reasonReplaced)
+	return old, at
 }
 
 // leave removes the client (if it was not already cut off), tells the room,

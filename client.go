@@ -58,7 +58,11 @@ type client struct {
 	ip    string // client IP, for MAX_CONNS_PER_IP
 	batch bool   // wants queued frames coalesced into newline-delimited messages
 
-	kicked bool // removed from the room as too slow; guarded by room.mu
+	kicked bool // taken out of the room by the server (too slow, moved, replaced); guarded by room.mu
+
+	// rejoin is the secret this connection's welcome gave: a reconnect
+	// that presents it takes this member's place (see replaceLocked).
+	rejoin string
 
 	mu          sync.Mutex // guards the queue state below; taken after room.mu
 	queue       [][]byte   // frames waiting for the writer, oldest first

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -77,10 +78,15 @@ func (s *server) relayTyping(c *client, active bool) {
 // it holds, in the room's incarnation named by epoch. The zero value is a
 // fresh join, which gets the whole history.
 type resumePoint struct {
-	ok    bool
-	since uint64
-	epoch string
+	ok     bool
+	since  uint64
+	epoch  string
+	rejoin string // the old connection's secret, if the client kept it
 }
+
+// rejoinBytes is the size of a rejoin secret: 128 random bits, which no
+// one guesses, sent as 22 characters of base64url.
+const rejoinBytes = 16
 
 // maxEpochLen bounds the epoch a client may send back; the server's own are
 // 12 hex digits.
@@ -90,12 +96,15 @@ const maxEpochLen = 32
 // since, a since that is not a whole number, or an epoch that is not short
 // lower-case hex is an error.
 func parseResume(q url.Values) (resumePoint, error) {
-	since, epoch := q.Get("since"), q.Get("epoch")
+	since, epoch, rejoin := q.Get("since"), q.Get("epoch"), q.Get("rejoin")
+	if b, err := base64.RawURLEncoding.DecodeString(rejoin); err != nil || len(b) != rejoinBytes && rejoin != "" {
+		return resumePoint{}, errors.New("rejoin must be the secret a welcome frame gave")
+	}
 	if since == "" {
 		if epoch != "" {
 			return resumePoint{}, errors.New("epoch is only meaningful with since")
 		}
-		return resumePoint{}, nil
+		return resumePoint{rejoin: rejoin}, nil
 	}
 	n, err := strconv.ParseUint(since, 10, 64)
 	if err != nil {
@@ -107,7 +116,7 @@ func parseResume(q url.Values) (resumePoint, error) {
 	if _, err := hex.DecodeString(epoch); err != nil {
 		return resumePoint{}, errors.New("epoch must be the hex digits a welcome frame gave")
 	}
-	return resumePoint{ok: true, since: n, epoch: epoch}, nil
+	return resumePoint{ok: true, since: n, epoch: epoch, rejoin: rejoin}, nil
 }
 
 // newEpoch names a new incarnation of a room.

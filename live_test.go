@@ -269,7 +269,8 @@ func TestRecreatedRoomHasANewEpoch(t *testing.T) {
 func TestBadResumeIsRefusedBeforeTheUpgrade(t *testing.T) {
 	t.Parallel()
 	ts := setupTest(t, nil)
-	for _, q := range []string{"since=-1", "since=abc", "since=1.5", "epoch=ab", "since=1&epoch=xyz", "since=1&epoch=" + strings.Repeat("a", 34)} {
+	for _, q := range []string{"since=-1", "since=abc", "since=1.5", "epoch=ab", "since=1&epoch=xyz", "since=1&epoch=" + strings.Repeat("a", 34),
+		"rejoin=abc", "rejoin=" + strings.Repeat("A", 23), "rejoin=" + strings.Repeat("+", 22)} {
 		req, _ := http.NewRequest("GET", ts.URL+"/ws/room?username=Bob&"+q, nil)
 		var body errorPayload
 		resp := getJSON(t, req, &body)
@@ -298,5 +299,89 @@ func TestTypingIsNotRelayedInACrowd(t *testing.T) {
 		if e.Type == typeChatMessage {
 			break
 		}
+	}
+}
+
+func TestRejoinTakesTheOldConnectionsPlace(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	alice := ts.dial(t, "room", "Alice")
+	w, _ := alice.welcome()
+	if len(w.Rejoin) != 22 {
+		t.Fatalf("welcome's rejoin secret is %q, want 22 characters of base64url", w.Rejoin)
+	}
+	bob := ts.dial(t, "room", "Bob")
+	bob.welcome()
+	alice.say("hello", "")
+	bob.nextMessage()
+
+	// Alice's network died without either end noticing; her page reconnects.
+	back := ts.dialQuery(t, "room", fmt.Sprintf("username=Alice&since=1&epoch=%s&rejoin=%s", w.Epoch, w.Rejoin))
+	bw, history := back.welcome()
+	if bw.Username != "Alice" || len(history) != 0 || bw.Rejoin == "" || bw.Rejoin == w.Rejoin {
+		t.Fatalf("rejoin welcome %+v with %d replayed; want Alice, nothing replayed, a new secret", bw, len(history))
+	}
+	if code, reason := alice.closeStatus(); code != closeReplaced || reason != reasonReplaced {
+		t.Fatalf("the old connection closed with %d %q, want %d %q", code, reason, closeReplaced, reasonReplaced)
+	}
+	back.say("back", "")
+	// Bob saw nobody leave or arrive: the next thing he gets is her message.
+	if e := bob.next(); e.Type != typeChatMessage || !strings.Contains(string(e.Payload), `"username":"Alice","message":"back"`) {
+		t.Fatalf("bob got %s %s, want Alice's message and nothing before it", e.Type, e.Payload)
+	}
+	// The old connection gives its place under MAX_CLIENTS back.
+	for deadline := time.Now().Add(testTimeout); ; time.Sleep(10 * time.Millisecond) {
+		if _, clients := ts.srv.stats(); clients == 2 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d connections counted after the old one closed, want 2", clients)
+		}
+	}
+	carol := ts.dial(t, "room", "Carol")
+	carol.welcome()
+	if got := skipUntil[userCountPayload](bob, typeUserCount).Users; strings.Join(got, ",") != "Alice,Bob,Carol" {
+		t.Fatalf("members %v, want Alice in her old place: Alice,Bob,Carol", got)
+	}
+}
+
+func TestRejoinNeedsTheSecret(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	alice := ts.dial(t, "room", "Alice")
+	w, _ := alice.welcome()
+	bob := ts.dial(t, "room", "Bob")
+	bob.welcome()
+
+	// A secret the server never gave takes nobody's place.
+	other := ts.dialQuery(t, "room", "username=Alice&rejoin=AAAAAAAAAAAAAAAAAAAAAA")
+	if ow, _ := other.welcome(); ow.Username != "Alice_2" {
+		t.Fatalf("a wrong secret joined as %q, want Alice_2 beside Alice", ow.Username)
+	}
+	if s := expect[systemPayload](bob, typeSystem); s.Text != "Alice_2 joined" {
+		t.Fatalf("bob heard %q, want Alice_2 joined", s.Text)
+	}
+	other.conn.Close(websocket.StatusNormalClosure, "")
+	if s := skipUntil[systemPayload](bob, typeSystem); s.Text != "Alice_2 left" {
+		t.Fatalf("bob heard %q, want Alice_2 left", s.Text)
+	}
+
+	// The right secret under another name replaces Alice, in plain sight.
+	carol := ts.dialQuery(t, "room", "username=Carol&rejoin="+w.Rejoin)
+	if cw, _ := carol.welcome(); cw.Username != "Carol" {
+		t.Fatalf("joined as %q, want Carol", cw.Username)
+	}
+	if code, _ := alice.closeStatus(); code != closeReplaced {
+		t.Fatalf("alice closed with %d, want %d", code, closeReplaced)
+	}
+	left := skipUntil[systemPayload](bob, typeSystem)
+	joined := skipUntil[systemPayload](bob, typeSystem)
+	if left.Text != "Alice left" || joined.Text != "Carol joined" {
+		t.Fatalf("bob heard %q then %q, want Alice left, Carol joined", left.Text, joined.Text)
+	}
+
+	// A secret works once: the connection that used it has its own.
+	again := ts.dialQuery(t, "room", "username=Carol&rejoin="+w.Rejoin)
+	if aw, _ := again.welcome(); aw.Username != "Carol_2" {
+		t.Fatalf("a spent secret joined as %q, want Carol_2", aw.Username)
 	}
 }

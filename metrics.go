@@ -44,6 +44,7 @@ var cutOffLabels = map[string]string{
 	reasonPingFailed: "ping_timeout",
 	reasonRestarting: "restarting",
 	reasonRoomMoved:  "room_moved",
+	reasonReplaced:   "replaced",
 	reasonTooBig:     "too_big",
 }
 

@@ -254,4 +254,12 @@ func TestBrowserFrozenServerIsNoticed(t *testing.T) {
 	if got, want := strings.Join(alice.messages(), "|"), "Bob: hello|Bob: while the server was frozen for Alice|Bob: after"; got != want {
 		t.Errorf("alice sees %q, want %q", got, want)
 	}
+	// She came back under her own name, whether or not the server had
+	// noticed her old connection die: the reconnect took its place.
+	if !strings.Contains(es.requests.String(), "&rejoin=") {
+		t.Errorf("the reconnect did not present the old connection's secret:\n%s", es.requests)
+	}
+	alice.say("me again")
+	bob.waitMessage("Alice", "me again")
+	bob.waitPeople("Alice", "Bob")
 }

@@ -82,6 +82,10 @@ type welcomePayload struct {
 	// message after the client's id: history was trimmed, or the id belongs
 	// to another epoch and this one's first messages are gone.
 	Gap bool `json:"gap,omitempty"`
+	// Rejoin is this connection's secret. A client that reconnects with
+	// ?rejoin=<it> while the server still holds this connection (its
+	// network died unnoticed) takes its place and its name.
+	Rejoin string `json:"rejoin,omitempty"`
 }
 
 // typingPayload is a typing frame. From a client it carries only Active;

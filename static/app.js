@@ -251,6 +251,7 @@ const refusals = {
   close_1008: { text: 'The server disconnected you', retry: true },
   close_1003: { text: 'The server closed the connection after an unexpected message', retry: true },
   close_1009: { text: 'The server closed the connection: a message was too big', retry: true },
+  close_4409: { text: 'Another connection took your place in this room', retry: true },
 };
 
 // sendErrors rewords the server's error codes for a failed message.

@@ -11,6 +11,7 @@ export const closeCode = Object.freeze({
   tooBig: 1009,
   internal: 1011,
   roomMoved: 4307, // the room now lives on another machine: rejoin
+  replaced: 4409, // a newer connection with this one's rejoin secret took its place
 });
 
 // minBackoffMs is the first delay before a reconnect after a failure.
@@ -149,9 +150,12 @@ export class RoomConnection {
   }
 
   // resumeQuery asks a reconnect to replay only what came after the newest
-  // message received; a first join gets the whole history.
+  // message received (a first join gets the whole history), and to take the
+  // old connection's place if the server still holds it, so that a page
+  // whose network died unnoticed comes back under its own name.
   resumeQuery() {
-    return this.epoch ? `&since=${this.lastId}&epoch=${encodeURIComponent(this.epoch)}` : '';
+    const since = this.epoch ? `&since=${this.lastId}&epoch=${encodeURIComponent(this.epoch)}` : '';
+    return this.rejoin ? `${since}&rejoin=${encodeURIComponent(this.rejoin)}` : since;
   }
 
   connect() {
@@ -188,6 +192,8 @@ export class RoomConnection {
     let info;
     if (env.type === 'welcome') {
       if (typeof payload.username === 'string' && payload.username) this.username = payload.username;
+      // Kept in memory only: a copy in another tab would take this one's place.
+      this.rejoin = typeof payload.rejoin === 'string' ? payload.rejoin : '';
       info = { missing: this.resumed(payload) };
       this.welcomed = true;
       this.welcomedAt = Date.now();
@@ -272,6 +278,7 @@ export class RoomConnection {
       case closeCode.policy:
       case closeCode.unsupported:
       case closeCode.tooBig:
+      case closeCode.replaced:
         // The server cut us off on purpose; reconnecting in a loop would
         // only repeat it. Let the person decide.
         this.setState({ state: 'stopped', code: `close_${code}`, text: reason || '' });
