@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -163,18 +162,6 @@ var serverPinning = sync.OnceValues(func() ([]string, string) {
 	}
 	return []string{taskset, "-c", cpu}, "server pinned to CPU " + cpu
 })
-
-// freePort picks a loopback port the kernel says is free. The server binds
-// it itself, so another process could take it in between; that is rare.
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	_, port, err := net.SplitHostPort(l.Addr().String())
-	return port, err
-}
 
 // waitHealthy polls /healthz until it answers, the process exits or ctx ends.
 func waitHealthy(ctx context.Context, base string, p *serverProcess) error {

@@ -157,7 +157,11 @@ func buildWASM(t *testing.T, goTool string) string {
 // until it serves. The process is killed when the test ends.
 func startWASI(t *testing.T, wazero, wasm string) string {
 	t.Helper()
-	addr := freeLoopbackAddr(t)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + port
 	var stderr bytes.Buffer
 	cmd := exec.Command(wazero, "run",
 		"-cachedir", wazeroCacheDir(t),
@@ -199,16 +203,16 @@ func startWASI(t *testing.T, wazero, wasm string) string {
 	}
 }
 
-// freeLoopbackAddr picks a port the kernel says is free. wazero must bind it
-// itself, so there is a small window in which another process could take it.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
+// freePort picks a loopback port the kernel says is free. The server binds
+// it itself, so another process could take it in between; that is rare.
+func freePort() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer l.Close()
-	return l.Addr().String()
+	_, port, err := net.SplitHostPort(l.Addr().String())
+	return port, err
 }
 
 // wazeroCacheDir keeps wazero's compiled code between runs, which turns a
