@@ -163,7 +163,7 @@ func (s *server) reserve(name, ip string) (*room, error) {
 	if err := s.admitLocked(name, ip, true); err != nil {
 		return nil, err
 	}
-	r, err := s.roomLocked(name, s.cfg.MaxRoomClients) // admitLocked allowed a new one
+	r, err := s.roomLocked(name) // admitLocked allowed a new one
 	if err != nil {
 		return nil, err
 	}
@@ -219,16 +219,17 @@ func (s *server) admitLocked(name, ip string, take bool) error {
 	return nil
 }
 
-// roomLocked returns the named room, creating it with capacity if it does
-// not exist and MAX_ROOMS allows.
-func (s *server) roomLocked(name string, capacity int) (*room, error) {
+// roomLocked returns the named room, creating it if it does not exist and
+// MAX_ROOMS allows, with the settings its code carries (see roomSettings).
+func (s *server) roomLocked(name string) (*room, error) {
 	if r := s.rooms[name]; r != nil {
 		return r, nil
 	}
 	if len(s.rooms) >= s.cfg.MaxRooms {
 		return nil, errServerFull
 	}
-	r := &room{name: name, capacity: capacity, epoch: newEpoch()}
+	capacity, e2ee := roomSettings(name, s.cfg.MaxRoomClients)
+	r := &room{name: name, capacity: capacity, epoch: newEpoch(), cipher: roomCipher{E2EE: e2ee}}
 	s.rooms[name] = r
 	return r, nil
 }

@@ -135,20 +135,27 @@ func TestHAProxyFromREADME(t *testing.T) {
 	t.Cleanup(cancel)
 
 	rooms := make(map[string][]*roomMember)
+	size := make(map[string]int) // members each room gets: all it holds
 	for i := range 12 {
-		rooms[fmt.Sprintf("hall-%02d", i)] = nil
+		rooms[fmt.Sprintf("hall-%02d", i)], size[fmt.Sprintf("hall-%02d", i)] = nil, 3
 	}
-	for range 6 {
+	// Created rooms, six of them private: POST reaches any node, most often
+	// not the one the room hashes to, which must still hold two at most.
+	for i := range 12 {
 		var res struct{ Room string }
-		req, _ := http.NewRequest(http.MethodPost, front+"/api/rooms", nil)
+		body, holds := "", 3
+		if i%2 == 0 {
+			body, holds = `{"capacity":2}`, 2
+		}
+		req, _ := http.NewRequest(http.MethodPost, front+"/api/rooms", strings.NewReader(body))
 		if resp := getJSON(t, req, &res); resp.StatusCode != http.StatusCreated {
 			t.Fatalf("POST /api/rooms through haproxy = %d", resp.StatusCode)
 		}
-		rooms[res.Room] = nil
+		rooms[res.Room], size[res.Room] = nil, holds
 	}
 	members := 0
 	for room := range rooms {
-		for n := range 3 {
+		for n := range size[room] {
 			rooms[room] = append(rooms[room], startMember(ctx, front, room, n))
 			members++
 		}
@@ -168,7 +175,8 @@ func TestHAProxyFromREADME(t *testing.T) {
 		t.Errorf("the nodes count %d members, want %d", total, members)
 	}
 	// The same room in capitals reaches the same node: it answers that the
-	// room is full, which the other nodes would not.
+	// room is full, which the other nodes would not. A private room is full
+	// with two wherever it was created.
 	for room := range rooms {
 		var e errorPayload
 		resp := getJSON(t, httptestGet(&testServer{Server: nodeServer(front)}, "/ws/"+strings.ToUpper(room)+"?username=x"), &e)

@@ -270,31 +270,72 @@ func (s *server) createRoomHandler(w http.ResponseWriter, r *http.Request) {
 
 // roomCodeEncoding spells room codes in lower-case base32: URL-safe and easy
 // to read aloud.
-var roomCodeEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+var roomCodeEncoding = base32.NewEncoding(roomCodeAlphabet).WithPadding(base32.NoPadding)
 
-// createRoom registers a new empty room under a fresh 80-bit random code.
-// Unjoined, it expires like any empty room.
+// roomCodeAlphabet is base32 in lower case.
+const roomCodeAlphabet = "abcdefghijklmnopqrstuvwxyz234567"
+
+// roomCodeLen is the length of a room code's random part: 80 bits.
+const roomCodeLen = 16
+
+// createRoom registers a new empty room under a fresh 80-bit random code,
+// followed by its settings when they differ from a named room's (see
+// roomSettings). Unjoined, it expires like any empty room.
 func (s *server) createRoom(capacity int, cipher roomCipher) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
 		return "", errShuttingDown
 	}
+	var settings string
+	if capacity < s.cfg.MaxRoomClients {
+		settings = strconv.Itoa(capacity)
+	}
+	if cipher.E2EE {
+		settings += "e"
+	}
+	if settings != "" {
+		settings = "_" + settings
+	}
 	for {
-		code := s.fleet.pin(roomCodeEncoding.EncodeToString(randomBytes(10)))
+		code := s.fleet.pin(roomCodeEncoding.EncodeToString(randomBytes(roomCodeLen*5/8)) + settings)
 		if s.rooms[code] != nil {
 			continue
 		}
-		r, err := s.roomLocked(code, capacity)
+		r, err := s.roomLocked(code)
 		if err != nil {
 			return "", err
 		}
-		r.cipher = cipher
+		r.cipher.KeyCheck = cipher.KeyCheck // The one setting the code does not carry.
 		r.mu.Lock()
 		s.idleIfEmptyLocked(r)
 		r.mu.Unlock()
 		return code, nil
 	}
+}
+
+// roomSettings reads a created room's settings from its code, so that any
+// server that meets the code holds the room as it was created: another node
+// behind a load balancer, or this one after the room expired. A code is 16
+// characters of base32, then, if its room is not an ordinary one, "_" and
+// the capacity (a number from 2) and "e" for end-to-end encryption, each
+// optional; on Fly.io, "-<machine id>" follows. Any other name is an
+// ordinary room of maxClients.
+func roomSettings(name string, maxClients int) (capacity int, e2ee bool) {
+	head, _, _ := strings.Cut(name, "-")
+	random, spec, ok := strings.Cut(head, "_")
+	if !ok || len(random) != roomCodeLen || strings.Trim(random, roomCodeAlphabet) != "" {
+		return maxClients, false
+	}
+	digits, e2ee := strings.CutSuffix(spec, "e")
+	if digits == "" {
+		return maxClients, e2ee
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil || n < 2 {
+		return maxClients, false // Not a code this server makes.
+	}
+	return min(n, maxClients), e2ee
 }
 
 // randomBytes reads n bytes from crypto/rand, which never fails on

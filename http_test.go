@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -91,9 +92,9 @@ func TestCreateRoom(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create: %d %v", resp.StatusCode, a)
 	}
-	code := regexp.MustCompile(`^[a-z2-7]{16}$`)
-	if !code.MatchString(a["room"].(string)) || !code.MatchString(b["room"].(string)) || a["room"] == b["room"] {
-		t.Fatalf("codes %v and %v, want two distinct 16-character base32 codes (80 bits)", a["room"], b["room"])
+	if !regexp.MustCompile(`^[a-z2-7]{16}$`).MatchString(a["room"].(string)) ||
+		!regexp.MustCompile(`^[a-z2-7]{16}_2$`).MatchString(b["room"].(string)) {
+		t.Fatalf("codes %v and %v, want 16 base32 characters (80 bits), the second with its capacity", a["room"], b["room"])
 	}
 
 	// The two-person room admits two and refuses a third with 409.
@@ -198,5 +199,69 @@ func TestHTTPSurface(t *testing.T) {
 	}
 	if resp := getJSON(t, httptestGet(ts, "/nope.js"), nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("missing file: %d", resp.StatusCode)
+	}
+}
+
+func TestRoomSettingsFromTheCode(t *testing.T) {
+	t.Parallel()
+	const random = "k3v7q2mxa6c4tdzp"
+	for _, tc := range []struct {
+		name     string
+		capacity int
+		e2ee     bool
+	}{
+		{random, 50, false},
+		{random + "_2", 2, false},
+		{random + "_2e", 2, true},
+		{random + "_e", 50, true},
+		{random + "_2e-148e123f456789", 2, true}, // on Fly.io, the machine follows
+		{random + "_900", 50, false},             // at most this server's MAX_ROOM_CLIENTS
+		{random + "_", 50, false},
+		{random + "_1", 50, false}, // not a code this server makes: an ordinary room
+		{random + "_ee", 50, false},
+		{random + "_x", 50, false},
+		{"team_2", 50, false},
+		{"lobby_e", 50, false},
+		{"k3v7q2mxa9c4tdzp_2", 50, false}, // 9 is not base32
+	} {
+		capacity, e2ee := roomSettings(tc.name, 50)
+		if capacity != tc.capacity || e2ee != tc.e2ee {
+			t.Errorf("roomSettings(%q) = %d, %v; want %d, %v", tc.name, capacity, e2ee, tc.capacity, tc.e2ee)
+		}
+	}
+}
+
+// A created room is the same room on any server that meets its code: another
+// node behind a load balancer, or this one after the room expired.
+func TestCreatedRoomKeepsItsSettingsAnywhere(t *testing.T) {
+	t.Parallel()
+	maker := setupTest(t, map[string]string{"ROOM_IDLE_TIMEOUT": "10ms"})
+	status, out := maker.createRoomBody(t, `{"capacity":2,"e2ee":true,"keyCheck":"q83vEjRWeJCrze8SNFZ4kA"}`)
+	code, _ := out["room"].(string)
+	if status != http.StatusCreated || !regexp.MustCompile(`^[a-z2-7]{16}_2e$`).MatchString(code) {
+		t.Fatalf("create: %d %v, want 201 and a code ending in _2e", status, out)
+	}
+	for deadline := time.Now().Add(testTimeout); ; time.Sleep(10 * time.Millisecond) {
+		if rooms, _ := maker.srv.stats(); rooms == 0 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal("the unjoined room never expired")
+		}
+	}
+	other := setupTest(t, nil)
+	for name, ts := range map[string]*testServer{"after it expired": maker, "on another server": other} {
+		alice := ts.dial(t, code, "alice")
+		w, _ := alice.welcome()
+		if !w.E2EE || w.KeyCheck != "" {
+			t.Errorf("%s: welcome %+v, want e2ee (the key check stays with the room that was made)", name, w)
+		}
+		ts.dial(t, code, "bob").welcome()
+		if status, e := ts.refusal(t, code, "username=carol", nil); status != http.StatusConflict || e.Code != codeRoomFull {
+			t.Errorf("%s: a third person got %d %+v, want 409 room_full", name, status, e)
+		}
+		alice.say("in the clear", "")
+		if e := skipUntil[errorPayload](alice, typeError); e.Code != codeNotEncrypted {
+			t.Errorf("%s: plaintext got %+v, want not_encrypted", name, e)
+		}
 	}
 }
