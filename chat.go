@@ -155,12 +155,12 @@ func (s *server) stuckWriters(now time.Time) (stuck, slow []*client) {
 }
 
 // reserve finds or creates the room and holds a place in it for a client
-// from ip that is about to upgrade. Every successful reserve ends in join or
-// unreserve.
-func (s *server) reserve(name, ip string) (*room, error) {
+// from ip that is about to upgrade, presenting the rejoin secret if it has
+// one. Every successful reserve ends in join or unreserve.
+func (s *server) reserve(name, ip, rejoin string) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.admitLocked(name, ip, true); err != nil {
+	if err := s.admitLocked(name, ip, rejoin, true); err != nil {
 		return nil, err
 	}
 	r, err := s.roomLocked(name) // admitLocked allowed a new one
@@ -179,17 +179,18 @@ func (s *server) reserve(name, ip string) (*room, error) {
 
 // check answers what reserve would, without reserving, creating or taking
 // anything.
-func (s *server) check(name, ip string) error {
+func (s *server) check(name, ip, rejoin string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.admitLocked(name, ip, false)
+	return s.admitLocked(name, ip, rejoin, false)
 }
 
 // admitLocked decides whether a client from ip may join the named room:
 // server, per-IP and room capacity, then the per-IP join rate and, for a
-// room that does not exist yet, the per-IP rate of new rooms. take spends
-// the rate tokens; without it the rates are only looked at.
-func (s *server) admitLocked(name, ip string, take bool) error {
+// room that does not exist yet, the per-IP rate of new rooms. A full room
+// still admits the reconnect that will take a member's place (rejoin).
+// take spends the rate tokens; without it the rates are only looked at.
+func (s *server) admitLocked(name, ip, rejoin string, take bool) error {
 	switch {
 	case s.closing.Load():
 		return errShuttingDown
@@ -204,7 +205,7 @@ func (s *server) admitLocked(name, ip string, take bool) error {
 	}
 	if r != nil {
 		r.mu.Lock()
-		full := len(r.members)+r.pending >= r.capacity
+		full := len(r.members)+r.pending >= r.capacity && r.holderLocked(rejoin) < 0
 		r.mu.Unlock()
 		if full {
 			return errRoomFull
@@ -307,13 +308,7 @@ func (s *server) join(c *client, requested string, from resumePoint) {
 // and closed with closeReplaced; it stays in r.members, at the index
 // returned, for join to replace or remove.
 func (s *server) replaceLocked(r *room, token string) (old *client, at int) {
-	if token == "" {
-		return nil, -1
-	}
-	at = slices.IndexFunc(r.members, func(m *client) bool {
-		return subtle.ConstantTimeCompare([]byte(m.rejoin), []byte(token)) == 1
-	})
-	if at < 0 {
+	if at = r.holderLocked(token); at < 0 {
 		return nil, -1
 	}
 	old = r.members[at]
@@ -322,6 +317,17 @@ func (s *server) replaceLocked(r *room, token string) (old *client, at int) {
 	go old.conn.Close(closeReplaced, reasonReplaced)
 	s.metrics.cutOff(reasonReplaced)
 	return old, at
+}
+
+// holderLocked returns the index of the member whose rejoin secret is
+// token, or -1.
+func (r *room) holderLocked(token string) int {
+	if token == "" {
+		return -1
+	}
+	return slices.IndexFunc(r.members, func(m *client) bool {
+		return subtle.ConstantTimeCompare([]byte(m.rejoin), []byte(token)) == 1
+	})
 }
 
 // leave removes the client (if it was not already cut off), tells the room,

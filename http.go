@@ -103,14 +103,14 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 	if !isWebSocketUpgrade(r) {
 		// A plain GET learns why a handshake would fail, which a browser's
 		// WebSocket API cannot tell it.
-		if err := s.check(name, ip); err != nil {
+		if err := s.check(name, ip, from.rejoin); err != nil {
 			writeReserveError(w, err)
 			return
 		}
 		writeError(w, http.StatusUpgradeRequired, codeUpgradeRequired, "this endpoint speaks WebSocket")
 		return
 	}
-	rm, err := s.reserve(name, ip)
+	rm, err := s.reserve(name, ip, from.rejoin)
 	if err != nil {
 		writeReserveError(w, err)
 		return

@@ -385,3 +385,37 @@ func TestRejoinNeedsTheSecret(t *testing.T) {
 		t.Fatalf("a spent secret joined as %q, want Carol_2", aw.Username)
 	}
 }
+
+func TestRejoinIntoAFullRoom(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, nil)
+	_, out := ts.createRoomBody(t, `{"capacity":2}`)
+	code := out["room"].(string)
+	alice := ts.dial(t, code, "Alice")
+	w, _ := alice.welcome()
+	bob := ts.dial(t, code, "Bob")
+	bob.welcome()
+
+	// Someone else, even with a made-up secret, finds the room full.
+	for _, q := range []string{"username=Carol", "username=Carol&rejoin=AAAAAAAAAAAAAAAAAAAAAA"} {
+		if status, e := ts.refusal(t, code, q, nil); status != http.StatusConflict || e.Code != codeRoomFull {
+			t.Fatalf("?%s in a full private room: %d %+v, want 409 room_full", q, status, e)
+		}
+	}
+	// Alice's page, reconnecting before the server noticed her old
+	// connection die, gets her place back instead of "room full".
+	back := ts.dialQuery(t, code, "username=Alice&rejoin="+w.Rejoin)
+	if bw, _ := back.welcome(); bw.Username != "Alice" {
+		t.Fatalf("rejoined as %q, want Alice", bw.Username)
+	}
+	if c, _ := alice.closeStatus(); c != closeReplaced {
+		t.Fatalf("the old connection closed with %d, want %d", c, closeReplaced)
+	}
+	if status, e := ts.refusal(t, code, "username=Carol", nil); status != http.StatusConflict || e.Code != codeRoomFull {
+		t.Fatalf("a third person after the rejoin: %d %+v, want 409 room_full", status, e)
+	}
+	back.say("still here", "")
+	if m := bob.nextMessage(); m.Username != "Alice" || m.Message != "still here" {
+		t.Fatalf("bob got %+v, want Alice's message", m)
+	}
+}
