@@ -141,13 +141,17 @@ func TestBrowserResumeShowsTheGap(t *testing.T) {
 
 // freezeProxy relays TCP to a server and can stop relaying, in both
 // directions, without closing anything: to the browser the server looks
-// like a process stopped with SIGSTOP, connections open and silent.
+// like a process stopped with SIGSTOP, connections open and silent. It can
+// also strand the connections it holds, silent for good, while new ones
+// pass: a network that died under a page and came back.
 type freezeProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	frozen bool
-	thaw   *sync.Cond
+	ln       net.Listener
+	target   string
+	mu       sync.Mutex
+	frozen   bool
+	conns    int // connections accepted so far
+	stranded int // connections before this one never relay again
+	thaw     *sync.Cond
 }
 
 // startFreezeProxy relays a loopback port to target until the test ends.
@@ -161,6 +165,9 @@ func startFreezeProxy(t *testing.T, target string) *freezeProxy {
 	p.thaw = sync.NewCond(&p.mu)
 	var conns sync.WaitGroup
 	t.Cleanup(func() {
+		p.mu.Lock()
+		p.stranded = 0
+		p.mu.Unlock()
 		p.setFrozen(false)
 		ln.Close()
 	})
@@ -171,7 +178,11 @@ func startFreezeProxy(t *testing.T, target string) *freezeProxy {
 				return
 			}
 			conns.Add(1)
-			go func() { defer conns.Done(); p.relay(c) }()
+			p.mu.Lock()
+			id := p.conns
+			p.conns++
+			p.mu.Unlock()
+			go func() { defer conns.Done(); p.relay(c, id) }()
 		}
 	}()
 	return p
@@ -188,18 +199,25 @@ func (p *freezeProxy) setFrozen(frozen bool) {
 	p.thaw.Broadcast()
 }
 
-// gate waits while the proxy is frozen.
-func (p *freezeProxy) gate() {
+// strand silences every connection accepted so far until the test ends.
+func (p *freezeProxy) strand() {
 	p.mu.Lock()
-	for p.frozen {
+	p.stranded = p.conns
+	p.mu.Unlock()
+}
+
+// gate waits while the proxy is frozen or connection id is stranded.
+func (p *freezeProxy) gate(id int) {
+	p.mu.Lock()
+	for p.frozen || id < p.stranded {
 		p.thaw.Wait()
 	}
 	p.mu.Unlock()
 }
 
-func (p *freezeProxy) relay(c net.Conn) {
+func (p *freezeProxy) relay(c net.Conn, id int) {
 	defer c.Close()
-	p.gate()
+	p.gate(id)
 	s, err := net.Dial("tcp", p.target)
 	if err != nil {
 		return
@@ -210,7 +228,7 @@ func (p *freezeProxy) relay(c net.Conn) {
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := src.Read(buf)
-			p.gate()
+			p.gate(id)
 			if n > 0 {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					break
@@ -262,4 +280,33 @@ func TestBrowserFrozenServerIsNoticed(t *testing.T) {
 	alice.say("me again")
 	bob.waitMessage("Alice", "me again")
 	bob.waitPeople("Alice", "Bob")
+}
+
+// A network that dies under a page, in a private room of two: the server
+// still holds the old connection (its ping has a long way to go) when the
+// page reconnects, and the room counts two already. The page's rejoin
+// secret gets it back in, under its own name, instead of "room full".
+func TestBrowserPrivateRoomSurvivesADeadNetwork(t *testing.T) {
+	es := startE2EServer(t, map[string]string{"PING_INTERVAL": "5m"})
+	proxy := startFreezeProxy(t, es.Listener.Addr().String())
+	b := startBrowser(t)
+	alice := newBrowserUser(t, b, "alice")
+	code := alice.createRoomFromStart(proxy.URL(), "Alice", "create-private")
+	bob := newBrowserUser(t, b, "bob")
+	bob.joinFromLink(es.URL+"/r/"+code, "Bob")
+	bob.say("hello")
+	alice.waitMessage("Bob", "hello")
+
+	proxy.strand()
+	bob.say("while Alice's network was gone")
+	// deadAfterMs in chat.js is 35 s; the bound leaves room for a slow machine.
+	alice.waitLong("the page to give up on its connection", 90*time.Second,
+		`() => document.getElementById('status').dataset.state !== 'open'`)
+	alice.waitLong("the page to be back", 90*time.Second,
+		`() => document.getElementById('status').dataset.state === 'open'`)
+	alice.waitMessage("Bob", "while Alice's network was gone")
+	alice.say("back")
+	bob.waitMessage("Alice", "back")
+	bob.waitPeople("Alice", "Bob")
+	alice.waitPeople("Alice", "Bob")
 }
