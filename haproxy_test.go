@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // readmeHAProxyConfig is the README's HAProxy configuration, verbatim.
@@ -60,6 +62,12 @@ func startNode(t *testing.T, environ ...string) (*serverProcess, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startNodeOn(t, port, environ...)
+}
+
+// startNodeOn is startNode on a given loopback port: a node coming back.
+func startNodeOn(t *testing.T, port string, environ ...string) (*serverProcess, string) {
+	t.Helper()
 	cmd := exec.Command(testBinary())
 	cmd.Env = append(os.Environ(), loadServeEnv+"=1", "PORT="+port, "HOST=127.0.0.1", "CLIENT_IP_HEADER=X-Real-IP",
 		"ROOM_CREATE_RATE=0", "JOIN_RATE=0")
@@ -177,13 +185,7 @@ func TestHAProxyFromREADME(t *testing.T) {
 	// The same room in capitals reaches the same node: it answers that the
 	// room is full, which the other nodes would not. A private room is full
 	// with two wherever it was created.
-	for room := range rooms {
-		var e errorPayload
-		resp := getJSON(t, httptestGet(&testServer{Server: nodeServer(front)}, "/ws/"+strings.ToUpper(room)+"?username=x"), &e)
-		if resp.StatusCode != http.StatusConflict || e.Code != codeRoomFull {
-			t.Errorf("GET /ws/%s through haproxy = %d %q, want 409 room_full from the room's node", strings.ToUpper(room), resp.StatusCode, e.Code)
-		}
-	}
+	checkRoomsFull(t, front, rooms)
 
 	// A node goes down: its rooms start afresh, whole, on the others; the
 	// members rejoin by themselves.
@@ -194,6 +196,42 @@ func TestHAProxyFromREADME(t *testing.T) {
 		t.Fatal("node did not stop on SIGTERM")
 	}
 	everyoneHearsEveryone(t, rooms, "two")
+
+	// The node comes back. New rooms may go to it again, but a room that
+	// moved stays where its members are: newcomers are sent there, not to
+	// the returning node, which would split the room in two.
+	_, port, _ := strings.Cut(strings.TrimPrefix(nodes[0], "http://"), ":")
+	startNodeOn(t, port, "MAX_ROOM_CLIENTS=3")
+	for i := 0; ; i++ {
+		if i == 1000 {
+			t.Fatal("haproxy sent none of 1,000 new rooms to the node that came back")
+		}
+		probe, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(front, "http")+fmt.Sprintf("/ws/probe-%d?username=p", i), nil)
+		if err != nil {
+			t.Fatalf("probe through haproxy: %v", err)
+		}
+		clients, err := healthClients(ctx, nodes[0])
+		probe.CloseNow()
+		if err == nil && clients > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	checkRoomsFull(t, front, rooms)
+	everyoneHearsEveryone(t, rooms, "three")
+}
+
+// checkRoomsFull asks haproxy for a place in each room, spelled in capitals:
+// the room's node answers that it is full, which no other node would.
+func checkRoomsFull(t *testing.T, front string, rooms map[string][]*roomMember) {
+	t.Helper()
+	for room := range rooms {
+		var e errorPayload
+		resp := getJSON(t, httptestGet(&testServer{Server: nodeServer(front)}, "/ws/"+strings.ToUpper(room)+"?username=x"), &e)
+		if resp.StatusCode != http.StatusConflict || e.Code != codeRoomFull {
+			t.Errorf("GET /ws/%s through haproxy = %d %q, want 409 room_full from the room's node", strings.ToUpper(room), resp.StatusCode, e.Code)
+		}
+	}
 }
 
 // nodeServer wraps a base URL for the chat tests' request helpers.
