@@ -258,8 +258,10 @@ func (s *server) release(ip string) {
 // join turns a reservation into membership: the client gets a unique name,
 // its welcome and the history replay (all of it, or what came after from),
 // then everyone hears of the arrival (by name in rooms of up to
-// maxListedUsers, by the count in all).
-// All of it is queued under the room lock, so nothing live can come first.
+// maxListedUsers, by the count in all). A client that presents a member's
+// rejoin secret takes that member's place instead, unannounced if it keeps
+// the name. All of it is queued under the room lock, so nothing live can
+// come first.
 func (s *server) join(c *client, requested string, from resumePoint) {
 	r := c.room
 	r.mu.Lock()
