@@ -179,3 +179,52 @@ func notifications(t *testing.T, sealed bool) {
 		t.Errorf("the history replayed after a reload notified %d times", n)
 	}
 }
+
+// phoneNotifications makes a page's Notification behave as in Chrome on
+// Android: the permission works, but the page itself may not show one.
+const phoneNotifications = `
+if (window.Notification) {
+  const Real = window.Notification;
+  const Phone = function Notification() {
+    throw new TypeError("Failed to construct 'Notification': Illegal constructor. Use ServiceWorkerRegistration.showNotification() instead.");
+  };
+  Object.defineProperty(Phone, 'permission', { get: () => Real.permission });
+  Phone.requestPermission = (...args) => Real.requestPermission(...args);
+  window.Notification = Phone;
+}`
+
+// A phone shows notifications only through a service worker: the page
+// registers sw.js when it cannot show one itself, and notifies through it.
+func TestBrowserNotificationsOnAPhone(t *testing.T) {
+	es := startE2EServer(t, nil)
+	alice, bob, code := aliceAndBob(t, es)
+	bob.allowNotifications(es.URL)
+	if _, err := chromedp.Call(bob.ctx, page.AddScriptToEvaluateOnNewDocument,
+		page.AddScriptToEvaluateOnNewDocumentParams{Source: phoneNotifications}); err != nil {
+		t.Fatal(err)
+	}
+	bob.do("reload", chromedp.Reload())
+	bob.waitJoined()
+	if browserEval[bool](bob, `navigator.serviceWorker.getRegistrations().then((r) => r.length > 0)`) {
+		t.Fatal("a service worker was registered before any notification needed one")
+	}
+	bob.do("opt in", chromedp.Click(chromedp.ID("notify-on")))
+	bob.waitFor("notifications on", `() => document.getElementById('notify-on').checked`)
+
+	bob.setHidden(true)
+	alice.say("from the phone's point of view")
+	bob.waitMessage("Alice", "from the phone's point of view")
+	shown := `navigator.serviceWorker.getRegistrations()
+		.then((rs) => Promise.all(rs.map((r) => r.getNotifications())))
+		.then((all) => all.flat().map((n) => n.title + ' / ' + n.body + ' / ' + n.data.path))`
+	var got []string
+	for deadline := time.Now().Add(e2eTimeout); len(got) == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no notification was shown through the service worker")
+		}
+		got = browserEval[[]string](bob, shown)
+	}
+	if want := "New message from Alice / Open Hallway to read it. / /r/" + code; len(got) != 1 || got[0] != want {
+		t.Errorf("the service worker shows %q, want one: %q", got, want)
+	}
+}
