@@ -87,9 +87,15 @@ func startNodeOn(t *testing.T, port string, environ ...string) (*serverProcess, 
 	return p, base
 }
 
+// haproxyProcess is a running haproxy and the configuration it runs.
+type haproxyProcess struct {
+	bin, file string
+	proc      *serverProcess
+}
+
 // startHAProxy runs haproxy with the README's configuration, its addresses
-// replaced by the test's, and returns the front address.
-func startHAProxy(t *testing.T, nodes []string) string {
+// replaced by the test's, and returns it and the front address.
+func startHAProxy(t *testing.T, nodes []string) (*haproxyProcess, string) {
 	t.Helper()
 	bin := haproxyPath(t)
 	cfg := readmeHAProxyConfig(t)
@@ -101,6 +107,14 @@ func startHAProxy(t *testing.T, nodes []string) string {
 		t.Fatal("the README's HAProxy configuration has no single `bind :80` line")
 	}
 	cfg = strings.Replace(cfg, "bind :80\n", "bind 127.0.0.1:"+port+"\n", 1)
+	peerPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(cfg, readmePeer) != 1 {
+		t.Fatalf("the README's HAProxy configuration names its peer address %s %d times, want once", readmePeer, strings.Count(cfg, readmePeer))
+	}
+	cfg = strings.Replace(cfg, readmePeer, "127.0.0.1:"+peerPort, 1)
 	for i, addr := range readmeNodes {
 		if strings.Count(cfg, addr) != 2 {
 			t.Fatalf("the README's HAProxy configuration names %s %d times, want twice (both backends)", addr, strings.Count(cfg, addr))
@@ -114,19 +128,36 @@ func startHAProxy(t *testing.T, nodes []string) string {
 	if out, err := exec.Command(bin, "-c", "-f", file).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c rejects the README's configuration: %v\n%s", err, out)
 	}
-	p, err := startCommand(exec.Command(bin, "-db", "-f", file))
+	h := &haproxyProcess{bin: bin, file: file}
+	front := "http://127.0.0.1:" + port
+	h.start(t, front)
+	return h, front
+}
+
+// readmePeer is the address of the README's HAProxy peer (itself).
+const readmePeer = "127.0.0.1:10000"
+
+// start runs haproxy with h's configuration, as a reload of the running one
+// if there is one (-sf: the new process takes over the listeners, and the
+// old one finishes its connections and hands over its stick table).
+func (h *haproxyProcess) start(t *testing.T, front string) {
+	t.Helper()
+	args := []string{"-db", "-f", h.file}
+	if h.proc != nil {
+		args = append(args, "-sf", fmt.Sprint(h.proc.cmd.Process.Pid))
+	}
+	p, err := startCommand(exec.Command(h.bin, args...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.stop)
-	front := "http://127.0.0.1:" + port
+	h.proc = p
 	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
 	defer cancel()
 	if err := waitHealthy(ctx, front, p); err != nil {
 		p.stop()
 		t.Fatalf("haproxy did not serve: %v; it printed:\n%s", err, p.out.String())
 	}
-	return front
 }
 
 func TestHAProxyFromREADME(t *testing.T) {
@@ -138,7 +169,7 @@ func TestHAProxyFromREADME(t *testing.T) {
 		p, base := startNode(t, "MAX_ROOM_CLIENTS=3")
 		procs, nodes = append(procs, p), append(nodes, base)
 	}
-	front := startHAProxy(t, nodes)
+	lb, front := startHAProxy(t, nodes)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
@@ -219,6 +250,29 @@ func TestHAProxyFromREADME(t *testing.T) {
 	}
 	checkRoomsFull(t, front, rooms)
 	everyoneHearsEveryone(t, rooms, "three")
+
+	// HAProxy reloads (a new certificate, a changed configuration): the old
+	// process pushes its stick table to the new one, its peer, within a
+	// moment, and its values overwrite any the new one stored meanwhile, so
+	// the rooms that moved are found where their members are. Without the
+	// peer, the new process would send them to their hashed node for good.
+	old := lb.proc
+	lb.start(t, front)
+	// Until the old process stops its frontend, it may still answer.
+	waitUntil(t, fleetTimeout, "the old haproxy to stop listening", func() string {
+		if !strings.Contains(old.out.String(), "Proxy hallway stopped") {
+			return "it has not printed \"Proxy hallway stopped\""
+		}
+		return ""
+	})
+	waitUntil(t, fleetTimeout, "after a reload, every room found on its node", func() string {
+		for room := range rooms {
+			if status, code := roomProbe(t, front, room); status != http.StatusConflict {
+				return fmt.Sprintf("GET /ws/%s through haproxy = %d %q", room, status, code)
+			}
+		}
+		return ""
+	})
 }
 
 // checkRoomsFull asks haproxy for a place in each room, spelled in capitals:
@@ -226,12 +280,19 @@ func TestHAProxyFromREADME(t *testing.T) {
 func checkRoomsFull(t *testing.T, front string, rooms map[string][]*roomMember) {
 	t.Helper()
 	for room := range rooms {
-		var e errorPayload
-		resp := getJSON(t, httptestGet(&testServer{Server: nodeServer(front)}, "/ws/"+strings.ToUpper(room)+"?username=x"), &e)
-		if resp.StatusCode != http.StatusConflict || e.Code != codeRoomFull {
-			t.Errorf("GET /ws/%s through haproxy = %d %q, want 409 room_full from the room's node", strings.ToUpper(room), resp.StatusCode, e.Code)
+		if status, code := roomProbe(t, front, room); status != http.StatusConflict || code != codeRoomFull {
+			t.Errorf("GET /ws/%s through haproxy = %d %q, want 409 room_full from the room's node", strings.ToUpper(room), status, code)
 		}
 	}
+}
+
+// roomProbe asks haproxy, without upgrading, for a place in room spelled in
+// capitals, and returns the status and error code of the answer.
+func roomProbe(t *testing.T, front, room string) (int, string) {
+	t.Helper()
+	var e errorPayload
+	resp := getJSON(t, httptestGet(&testServer{Server: nodeServer(front)}, "/ws/"+strings.ToUpper(room)+"?username=x"), &e)
+	return resp.StatusCode, e.Code
 }
 
 // nodeServer wraps a base URL for the chat tests' request helpers.

@@ -89,7 +89,7 @@ func startServer(ctx context.Context, tb testing.TB) *loadTarget {
 // serverProcess is a started server and what it printed.
 type serverProcess struct {
 	cmd    *exec.Cmd
-	out    bytes.Buffer  // read only once exited is closed
+	out    syncBuffer    // what it printed; readable while it runs
 	exited chan struct{} // closed when the process has exited
 }
 
