@@ -267,7 +267,7 @@ func TestHAProxyFromREADME(t *testing.T) {
 	})
 	waitUntil(t, fleetTimeout, "after a reload, every room found on its node", func() string {
 		for room := range rooms {
-			if status, code := roomProbe(t, front, room); status != http.StatusConflict {
+			if status, code := roomProbe(t, front, strings.ToUpper(room)); status != http.StatusConflict {
 				return fmt.Sprintf("GET /ws/%s through haproxy = %d %q", room, status, code)
 			}
 		}
@@ -280,18 +280,18 @@ func TestHAProxyFromREADME(t *testing.T) {
 func checkRoomsFull(t *testing.T, front string, rooms map[string][]*roomMember) {
 	t.Helper()
 	for room := range rooms {
-		if status, code := roomProbe(t, front, room); status != http.StatusConflict || code != codeRoomFull {
+		if status, code := roomProbe(t, front, strings.ToUpper(room)); status != http.StatusConflict || code != codeRoomFull {
 			t.Errorf("GET /ws/%s through haproxy = %d %q, want 409 room_full from the room's node", strings.ToUpper(room), status, code)
 		}
 	}
 }
 
-// roomProbe asks haproxy, without upgrading, for a place in room spelled in
-// capitals, and returns the status and error code of the answer.
+// roomProbe asks the load balancer at front, without upgrading, for a place
+// in room, and returns the status and error code of the answer.
 func roomProbe(t *testing.T, front, room string) (int, string) {
 	t.Helper()
 	var e errorPayload
-	resp := getJSON(t, httptestGet(&testServer{Server: nodeServer(front)}, "/ws/"+strings.ToUpper(room)+"?username=x"), &e)
+	resp := getJSON(t, httptestGet(&testServer{Server: nodeServer(front)}, "/ws/"+room+"?username=x"), &e)
 	return resp.StatusCode, e.Code
 }
 
