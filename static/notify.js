@@ -36,19 +36,6 @@ export function mentions(text, me) {
   return new RegExp(`(^|[^\\p{L}\\p{N}_])@${escaped}(?![\\p{L}\\p{N}_])`, 'iu').test(text);
 }
 
-// fromWorker shows a notification through sw.js, registering it the first
-// time: only in browsers where the page cannot show one itself. A browser
-// without service workers goes without.
-async function fromWorker(title, options) {
-  try {
-    await navigator.serviceWorker.register('/sw.js');
-    const registration = await navigator.serviceWorker.ready;
-    await registration.showNotification(title, options);
-  } catch {
-    // No service workers here (or none allowed): nothing more to try.
-  }
-}
-
 // Notifier holds the two choices and shows notifications.
 export class Notifier {
   constructor() {
@@ -85,17 +72,15 @@ export class Notifier {
     if (!document.hidden && !mention) return;
     const title = mention ? `${author} mentioned you` : `New message from ${author}`;
     const body = this.showText && readable ? text : 'Open Hallway to read it.';
-    const options = { body, tag: `hallway-${room}` };
     try {
-      const n = new Notification(title, options);
+      const n = new Notification(title, { body, tag: `hallway-${room}` });
       n.onclick = () => {
         window.focus();
         n.close();
       };
     } catch {
-      // Chrome on Android allows notifications only from a service worker.
-      // The path (never the fragment, which may hold a key) finds the tab.
-      fromWorker(title, { ...options, data: { path: location.pathname } });
+      // Some browsers (Chrome on Android) allow notifications only from a
+      // service worker; this page has none, so it goes without.
     }
   }
 }
