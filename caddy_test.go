@@ -6,47 +6,15 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// readmeCaddyConfig is the README's Caddyfile, verbatim.
-func readmeCaddyConfig(t *testing.T) string {
-	t.Helper()
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := regexp.MustCompile("(?s)```caddy\n(.*?)```").FindAllSubmatch(readme, -1)
-	if len(blocks) != 1 {
-		t.Fatalf("README.md has %d caddy blocks, want exactly one", len(blocks))
-	}
-	return string(blocks[0][1])
-}
-
-// caddyPath finds caddy, skipping the test without it unless CI=1 or E2E=1
-// demands it (.ci/run installs it).
-func caddyPath(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("caddy")
-	if err == nil {
-		return p
-	}
-	const msg = "caddy is not installed (apt-get install caddy)"
-	if os.Getenv("CI") == "1" || os.Getenv("E2E") == "1" {
-		t.Fatal("CI=1 or E2E=1 but " + msg)
-	}
-	t.Skip(msg + "; set E2E=1 to make this a failure")
-	return ""
-}
 
 // readmeCaddySite is the site the README's Caddyfile serves.
 const readmeCaddySite = "chat.example.com {"
@@ -57,8 +25,8 @@ const readmeCaddySite = "chat.example.com {"
 // its own. Its home is a temporary directory, so it keeps nothing.
 func startCaddy(t *testing.T, nodes []string) string {
 	t.Helper()
-	bin := caddyPath(t)
-	cfg := readmeCaddyConfig(t)
+	bin := lbTool(t, "caddy")
+	cfg := readmeBlock(t, "caddy")
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
@@ -117,43 +85,7 @@ func TestCaddyFromREADME(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
-	rooms := make(map[string][]*roomMember)
-	size := make(map[string]int)
-	for i := range 12 {
-		rooms[fmt.Sprintf("hall-%02d", i)], size[fmt.Sprintf("hall-%02d", i)] = nil, 3
-	}
-	for i := range 12 {
-		var res struct{ Room string }
-		body, holds := "", 3
-		if i%2 == 0 {
-			body, holds = `{"capacity":2}`, 2
-		}
-		req, _ := http.NewRequest(http.MethodPost, front+"/api/rooms", strings.NewReader(body))
-		if resp := getJSON(t, req, &res); resp.StatusCode != http.StatusCreated {
-			t.Fatalf("POST /api/rooms through caddy = %d", resp.StatusCode)
-		}
-		rooms[res.Room], size[res.Room] = nil, holds
-	}
-	members := 0
-	for room := range rooms {
-		for n := range size[room] {
-			rooms[room] = append(rooms[room], startMember(ctx, front, room, n))
-			members++
-		}
-	}
-	everyoneHearsEveryone(t, rooms, "one")
-
-	total := 0
-	for _, n := range nodes {
-		clients, err := healthClients(context.Background(), n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total += clients
-	}
-	if total != members {
-		t.Errorf("the nodes count %d members, want %d", total, members)
-	}
+	rooms := fillRooms(ctx, t, front, nodes)
 	for room := range rooms {
 		if status, code := roomProbe(t, front, room); status != http.StatusConflict || code != codeRoomFull {
 			t.Errorf("GET /ws/%s through caddy = %d %q, want 409 room_full from the room's node", room, status, code)

@@ -21,29 +21,29 @@ import (
 	"github.com/coder/websocket"
 )
 
-// readmeHAProxyConfig is the README's HAProxy configuration, verbatim.
-func readmeHAProxyConfig(t *testing.T) string {
+// readmeBlock is the README's one code block in lang, verbatim.
+func readmeBlock(t *testing.T, lang string) string {
 	t.Helper()
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := regexp.MustCompile("(?s)```haproxy\n(.*?)```").FindAllSubmatch(readme, -1)
+	blocks := regexp.MustCompile("(?s)```"+lang+"\n(.*?)```").FindAllSubmatch(readme, -1)
 	if len(blocks) != 1 {
-		t.Fatalf("README.md has %d haproxy blocks, want exactly one", len(blocks))
+		t.Fatalf("README.md has %d %s blocks, want exactly one", len(blocks), lang)
 	}
 	return string(blocks[0][1])
 }
 
-// haproxyPath finds haproxy, skipping the test without it unless CI=1 or
-// E2E=1 demands it (.ci/run installs it).
-func haproxyPath(t *testing.T) string {
+// lbTool finds a load balancer's binary, skipping the test without it
+// unless CI=1 or E2E=1 demands it (.ci/run installs it from apt).
+func lbTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath("haproxy")
+	p, err := exec.LookPath(name)
 	if err == nil {
 		return p
 	}
-	const msg = "haproxy is not installed (apt-get install haproxy)"
+	msg := name + " is not installed (apt-get install " + name + ")"
 	if os.Getenv("CI") == "1" || os.Getenv("E2E") == "1" {
 		t.Fatal("CI=1 or E2E=1 but " + msg)
 	}
@@ -97,8 +97,8 @@ type haproxyProcess struct {
 // replaced by the test's, and returns it and the front address.
 func startHAProxy(t *testing.T, nodes []string) (*haproxyProcess, string) {
 	t.Helper()
-	bin := haproxyPath(t)
-	cfg := readmeHAProxyConfig(t)
+	bin := lbTool(t, "haproxy")
+	cfg := readmeBlock(t, "haproxy")
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
@@ -173,46 +173,8 @@ func TestHAProxyFromREADME(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
-	rooms := make(map[string][]*roomMember)
-	size := make(map[string]int) // members each room gets: all it holds
-	for i := range 12 {
-		rooms[fmt.Sprintf("hall-%02d", i)], size[fmt.Sprintf("hall-%02d", i)] = nil, 3
-	}
-	// Created rooms, six of them private: POST reaches any node, most often
-	// not the one the room hashes to, which must still hold two at most.
-	for i := range 12 {
-		var res struct{ Room string }
-		body, holds := "", 3
-		if i%2 == 0 {
-			body, holds = `{"capacity":2}`, 2
-		}
-		req, _ := http.NewRequest(http.MethodPost, front+"/api/rooms", strings.NewReader(body))
-		if resp := getJSON(t, req, &res); resp.StatusCode != http.StatusCreated {
-			t.Fatalf("POST /api/rooms through haproxy = %d", resp.StatusCode)
-		}
-		rooms[res.Room], size[res.Room] = nil, holds
-	}
-	members := 0
-	for room := range rooms {
-		for n := range size[room] {
-			rooms[room] = append(rooms[room], startMember(ctx, front, room, n))
-			members++
-		}
-	}
-	everyoneHearsEveryone(t, rooms, "one")
+	rooms := fillRooms(ctx, t, front, nodes)
 
-	// Every node counts only its own members, and they add up.
-	total := 0
-	for _, n := range nodes {
-		clients, err := healthClients(context.Background(), n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total += clients
-	}
-	if total != members {
-		t.Errorf("the nodes count %d members, want %d", total, members)
-	}
 	// The same room in capitals reaches the same node: it answers that the
 	// room is full, which the other nodes would not. A private room is full
 	// with two wherever it was created.
@@ -273,6 +235,55 @@ func TestHAProxyFromREADME(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// fillRooms starts, through the load balancer at front, 12 named rooms and
+// 12 created ones (every other one private), each with as many members as
+// it holds; checks that every member hears every other and that the nodes'
+// counts add up to the members; and returns the rooms. POST reaches any
+// node, most often not the one the room is sent to, which must still hold
+// a private room at two.
+func fillRooms(ctx context.Context, t *testing.T, front string, nodes []string) map[string][]*roomMember {
+	t.Helper()
+	rooms := make(map[string][]*roomMember)
+	size := make(map[string]int) // members each room gets: all it holds
+	for i := range 12 {
+		rooms[fmt.Sprintf("hall-%02d", i)], size[fmt.Sprintf("hall-%02d", i)] = nil, 3
+	}
+	for i := range 12 {
+		var res struct{ Room string }
+		body, holds := "", 3
+		if i%2 == 0 {
+			body, holds = `{"capacity":2}`, 2
+		}
+		req, _ := http.NewRequest(http.MethodPost, front+"/api/rooms", strings.NewReader(body))
+		if resp := getJSON(t, req, &res); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST /api/rooms through the load balancer = %d", resp.StatusCode)
+		}
+		rooms[res.Room], size[res.Room] = nil, holds
+	}
+	members := 0
+	for room := range rooms {
+		for n := range size[room] {
+			rooms[room] = append(rooms[room], startMember(ctx, front, room, n))
+			members++
+		}
+	}
+	everyoneHearsEveryone(t, rooms, "one")
+
+	// Every node counts only its own members, and they add up.
+	total := 0
+	for _, n := range nodes {
+		clients, err := healthClients(context.Background(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += clients
+	}
+	if total != members {
+		t.Errorf("the nodes count %d members, want %d", total, members)
+	}
+	return rooms
 }
 
 // checkRoomsFull asks haproxy for a place in each room, spelled in capitals:
