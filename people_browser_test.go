@@ -179,3 +179,56 @@ func notifications(t *testing.T, sealed bool) {
 		t.Errorf("the history replayed after a reload notified %d times", n)
 	}
 }
+
+func TestBrowserNamesWithEveryAllowedCharacter(t *testing.T) { namesWithEveryCharacter(t, false) }
+
+func TestBrowserEncryptedNamesWithEveryAllowedCharacter(t *testing.T) {
+	namesWithEveryCharacter(t, true)
+}
+
+// namesWithEveryCharacter chats between two people whose names use every
+// kind of character the name field allows (letters, digits, spaces, hyphens,
+// dots and underscores), mentioning each other: each sees every message, the
+// mentions highlighted, and neither page reports an error.
+func namesWithEveryCharacter(t *testing.T, sealed bool) {
+	es := startE2EServer(t, nil)
+	b := startBrowser(t)
+	anne := newBrowserUser(t, b, "anne")
+	anne.sealed = sealed
+	code := anne.createRoomFromStart(es.URL, "Anne-Marie 2.0_x", "create-room")
+	link := anne.copyLink(es.URL)
+	if sealed && !strings.Contains(link, "#") {
+		t.Fatalf("copied link %q has no key", link)
+	}
+	jean := newBrowserUser(t, b, "jean")
+	jean.joinFromLink(link, "Jean-Luc")
+	anne.waitPeople("Anne-Marie 2.0_x", "Jean-Luc")
+
+	anne.say("Hello, @Jean-Luc.")
+	jean.waitMessage("Anne-Marie 2.0_x", "Hello, @Jean-Luc.")
+	jean.say("@Anne-Marie 2.0_x hi back")
+	anne.waitMessage("Jean-Luc", "@Anne-Marie 2.0_x hi back")
+	anne.say("no mention here")
+	jean.waitMessage("Anne-Marie 2.0_x", "no mention here")
+
+	for _, u := range []*browserUser{anne, jean} {
+		marked := browserEval[[]string](u, `[...document.querySelectorAll('#message-list .msg.mention .text')].map((e) => e.textContent)`)
+		want := map[*browserUser]string{anne: "@Anne-Marie 2.0_x hi back", jean: "Hello, @Jean-Luc."}[u]
+		if len(marked) != 1 || marked[0] != want {
+			t.Errorf("%s (room %s): highlighted as mentions %q, want only %q", u.name, code, marked, want)
+		}
+	}
+
+	// Whatever else fails while a message is shown, the message shows and
+	// the error is reported: here building any mention pattern throws.
+	jean.do("break mention patterns", chromedp.Evaluate[chromedp.Void](`window.RegExp = new Proxy(RegExp, {
+		construct(target, args) {
+			if (String(args[0]).includes('@')) throw new SyntaxError('broken on purpose');
+			return new target(...args);
+		},
+	})`))
+	anne.say("@Jean-Luc still there?")
+	jean.waitMessage("Anne-Marie 2.0_x", "@Jean-Luc still there?")
+	jean.waitFor("the error reported", `() => __e2e.problems.some((p) => p.includes('broken on purpose'))`)
+	jean.do("forget the expected error", chromedp.Evaluate[chromedp.Void](`__e2e.problems = []`))
+}

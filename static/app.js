@@ -27,6 +27,18 @@ const maxNameChars = 32;
 const $ = (id) => document.getElementById(id);
 const encoder = new TextEncoder();
 
+// safely runs one extra step of showing a message, such as finding a
+// mention, and returns fallback if it throws: the error is reported, and the
+// message itself still shows.
+function safely(fn, fallback) {
+  try {
+    return fn();
+  } catch (err) {
+    reportError(err);
+    return fallback;
+  }
+}
+
 // byteLength is the UTF-8 size of text, as the server counts it.
 export function byteLength(text) {
   return encoder.encode(text).length;
@@ -406,9 +418,9 @@ class RoomView {
       this.list.addSystem('A repeated encrypted message was dropped.', Date.now(), 'warn');
       return;
     }
-    this.typing.update(String(p.username ?? ''), false);
+    safely(() => this.typing.update(String(p.username ?? ''), false));
     const readable = view.flag?.kind !== 'locked';
-    view.mention = p.username !== this.me && readable && mentions(view.message, this.me);
+    view.mention = p.username !== this.me && readable && safely(() => mentions(view.message, this.me), false);
     const result = this.list.addChat(view);
     if (result !== 'new' || p.username === this.me) return;
     if (document.hidden) {
@@ -416,7 +428,7 @@ class RoomView {
       this.updateTitle();
     }
     if (!this.replaying) {
-      notifier.message({ author: view.username, text: view.message, mention: view.mention, readable, room: this.code });
+      safely(() => notifier.message({ author: view.username, text: view.message, mention: view.mention, readable, room: this.code }));
     }
   }
 

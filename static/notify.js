@@ -29,10 +29,11 @@ export function supported() {
 }
 
 // mentions reports whether text names me as @me, ignoring case; the name
-// must end there (not @alicea for alice).
+// must end there (not @alicea for alice). Only syntax characters are
+// escaped: under the u flag an escaped hyphen is itself a syntax error.
 export function mentions(text, me) {
   if (!me) return false;
-  const escaped = me.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
+  const escaped = me.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   return new RegExp(`(^|[^\\p{L}\\p{N}_])@${escaped}(?![\\p{L}\\p{N}_])`, 'iu').test(text);
 }
 
