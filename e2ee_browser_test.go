@@ -161,18 +161,20 @@ func TestBrowserEncryptedRoomKeepsTextAndKeyFromTheServer(t *testing.T) {
 	alice.waitSystem("End-to-end encrypted room")
 	key := alice.roomKey()
 
-	// Copy link puts the key back after "#"; the address bar never has it.
+	// The address bar holds the same working link as Copy link, key
+	// included, and Bob opens exactly what Alice's address bar shows.
 	link := alice.copyLink(es.URL)
 	if want := es.URL + "/r/" + code + "#k=" + key; link != want {
 		t.Fatalf("copied link %q, want %q", link, want)
 	}
-
-	bob.joinFromLink(link, "Bob")
+	bar := browserEval[string](alice, `location.href`)
+	if bar != link {
+		t.Fatalf("alice's address bar shows %q, want the copied link %q", bar, link)
+	}
+	bob.joinFromLink(bar, "Bob")
 	bob.waitSealed()
-	for _, u := range []*browserUser{alice, bob} {
-		if got := browserEval[string](u, `location.href`); got != es.URL+"/r/"+code {
-			t.Errorf("%s: the address bar shows %q, want it without the key", u.name, got)
-		}
+	if got := browserEval[string](bob, `location.href`); got != link {
+		t.Errorf("bob's address bar shows %q, want %q", got, link)
 	}
 	aliceWords := browserEval[string](alice, `document.getElementById('e2ee-words').textContent`)
 	if bobWords := browserEval[string](bob, `document.getElementById('e2ee-words').textContent`); len(strings.Split(aliceWords, " · ")) != 6 || aliceWords != bobWords {
@@ -186,6 +188,14 @@ func TestBrowserEncryptedRoomKeepsTextAndKeyFromTheServer(t *testing.T) {
 	bob.say(fromBob)
 	alice.waitMessage("Bob", fromBob)
 	bob.waitMessage("Bob", fromBob)
+
+	// A reload keeps the whole link in the address bar, and the room readable.
+	alice.do("reload", chromedp.Reload())
+	alice.waitJoined()
+	alice.waitMessage("Bob", fromBob)
+	if got := browserEval[string](alice, `location.href`); got != link {
+		t.Errorf("after a reload alice's address bar shows %q, want %q", got, link)
+	}
 
 	// The explanation is one click away, limits included.
 	bob.do("open the explanation", chromedp.Click(chromedp.ID("e2ee-badge")))

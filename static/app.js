@@ -129,12 +129,13 @@ function route() {
     showHome('That link does not point to a room. Check it, or start a new room.');
     return;
   }
-  if (location.hash) {
-    // The key is read once and kept in history state, out of the address
-    // bar (a reload keeps it); Copy link puts it back.
-    history.replaceState({ ...(history.state || {}), ...keyFromHash(location.hash) }, '', `/r/${code}`);
-  } else if (m[1] !== code) {
-    history.replaceState(history.state, '', `/r/${code}`);
+  // The key stays in the address bar, so that a copied address bar, a
+  // bookmark and a reload all give the same working link as Copy link. It is
+  // also kept in history state, which a page without a fragment falls back on.
+  const state = { ...(history.state || {}), ...(location.hash ? keyFromHash(location.hash) : {}) };
+  const hash = location.hash || (typeof state.key === 'string' ? `#k=${state.key}` : '');
+  if (hash || m[1] !== code) {
+    history.replaceState(state, '', `/r/${code}${hash}`);
   }
   if (room.code === code && room.conn) return;
   room.leave();
@@ -194,7 +195,7 @@ async function createRoom(capacity) {
     const body = await res.json().catch(() => ({}));
     if (res.status === 201 && typeof body.room === 'string') {
       const state = { created: true, private: capacity === 2, ...(sealed ? { key: sealed.secret } : {}) };
-      navigate(`/r/${encodeURIComponent(body.room)}`, state);
+      navigate(`/r/${encodeURIComponent(body.room)}${sealed ? `#k=${sealed.secret}` : ''}`, state);
       return;
     }
     if (res.status === 429) {
@@ -223,7 +224,8 @@ function joinFromHome(ev) {
   }
   if (homeName() === null) return;
   const raw = $('join-code').value.trim();
-  navigate(`/r/${code}`, raw.includes('#') ? keyFromHash(raw.slice(raw.indexOf('#'))) : {});
+  const hash = raw.includes('#') ? raw.slice(raw.indexOf('#')) : '';
+  navigate(`/r/${code}${hash}`, hash ? keyFromHash(hash) : {});
 }
 
 // ---- "Join as" screen for deep links --------------------------------------
