@@ -327,9 +327,19 @@ func (u *browserUser) waitFor(what, fn string, args ...any) {
 }
 
 // open navigates to url.
+// The page it leaves is checked first, since the recorder starts afresh
+// with each document.
 func (u *browserUser) open(url string) {
 	u.t.Helper()
+	u.checkNoProblems()
 	u.do("open "+url, chromedp.Navigate(url))
+}
+
+// reload reloads the page, checking the one it leaves as open does.
+func (u *browserUser) reload() {
+	u.t.Helper()
+	u.checkNoProblems()
+	u.do("reload", chromedp.Reload())
 }
 
 // pressEnter presses Enter in the focused element without a char event, as
@@ -761,9 +771,14 @@ func rateLimitedMessageFails(t *testing.T, sealed bool) {
 		return li && li.querySelector('.state').textContent.includes('too fast') && li.querySelector('button.retry');
 	}`
 	alice.waitFor("the message to be marked failed with the reason", failed)
+	first := browserEval[string](alice, `document.querySelector('#message-list .msg.failed').dataset.clientId`)
 	alice.do("retry", chromedp.Click(chromedp.CSS("#message-list .msg.failed button.retry")))
-	// Still limited: the retry is sent, and fails again with the reason.
-	alice.waitFor("the retry to fail again", failed)
+	// Still limited: the retry is sent under a new client id, and the
+	// server's refusal of that id marks it failed again with the reason.
+	alice.waitFor("the retry to fail again under a new client id", `(first) => {
+		const li = document.querySelector('#message-list .msg.failed');
+		return li && li.dataset.clientId && li.dataset.clientId !== first && (`+failed+`)();
+	}`, first)
 	if n := browserEval[int](alice, `document.querySelectorAll('#message-list .msg').length`); n != 2 {
 		t.Errorf("%d messages shown, want 2 (a retry must not duplicate)", n)
 	}

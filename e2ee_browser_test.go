@@ -72,6 +72,27 @@ func (w *wireTap) snapshot() (frames, requests []string) {
 	return append([]string(nil), w.frames...), append([]string(nil), w.requests...)
 }
 
+// checkSentNoChat requires that u's page, tapped by w, sent no chat frame
+// and nothing holding the text "leak?" that forceSend tried. The page seals
+// and sends within a few milliseconds of a submit, so a second of nothing
+// but pings is a fair wait.
+func (u *browserUser) checkSentNoChat(w *wireTap) {
+	u.t.Helper()
+	time.Sleep(time.Second)
+	frames, _ := w.snapshot()
+	received := 0
+	for _, f := range frames {
+		if strings.HasPrefix(f, "received ") {
+			received++
+		} else if strings.Contains(f, `"chatMessage"`) || strings.Contains(f, "leak?") {
+			u.t.Errorf("%s: the page sent %.200q", u.name, f)
+		}
+	}
+	if received == 0 {
+		u.t.Fatalf("%s: no frame recorded at all: the tap saw nothing", u.name)
+	}
+}
+
 // roomHistory is a test hook into the server's memory of a room: the
 // frames it would replay to a newcomer.
 func (s *server) roomHistory(name string) []string {
@@ -190,7 +211,7 @@ func TestBrowserEncryptedRoomKeepsTextAndKeyFromTheServer(t *testing.T) {
 	bob.waitMessage("Bob", fromBob)
 
 	// A reload keeps the whole link in the address bar, and the room readable.
-	alice.do("reload", chromedp.Reload())
+	alice.reload()
 	alice.waitJoined()
 	alice.waitMessage("Bob", fromBob)
 	if got := browserEval[string](alice, `location.href`); got != link {
@@ -321,15 +342,17 @@ func TestBrowserEncryptedRoomWithoutItsKey(t *testing.T) {
 		{"cutshort", link[:len(link)-5], "The key in this link is damaged", "Encrypted message: the key in this link is damaged."},
 	} {
 		u := newBrowserUser(t, b, tc.who)
+		wire := tapWire(u)
 		u.joinFromLink(tc.link, tc.who)
 		u.waitLocked(tc.alert)
 		u.waitLockedMessage("Alice", tc.message)
 		u.screenshot("room-e2ee-" + tc.who + ".png")
-		if got := browserEval[string](u, `location.href`); got != es.URL+"/r/"+code {
-			t.Errorf("%s: address %q, want the fragment taken out", tc.who, got)
+		if got := browserEval[string](u, `location.href`); got != tc.link {
+			t.Errorf("%s: address %q, want the link as opened, %q", tc.who, got, tc.link)
 		}
 		// Even a submit forced past the disabled composer sends nothing.
 		u.do("try to write", forceSend("leak?"))
+		u.checkSentNoChat(wire)
 	}
 	if h := es.live.Load().srv.roomHistory(code); len(h) != 1 {
 		t.Fatalf("the room holds %d messages, want only Alice's: %q", len(h), h)
@@ -356,6 +379,7 @@ func TestBrowserEncryptedRoomInAnInsecureContext(t *testing.T) {
 	}
 	insecure := "http://hallway.test:" + u.Port()
 	lan := newBrowserUser(t, b, "lan")
+	lanWire := tapWire(lan)
 	lan.open(insecure + "/")
 	lan.do("wait for the start screen", chromedp.WaitVisible(chromedp.ID("home-e2ee")))
 	if got := browserEval[map[string]any](lan, `({ secure: window.isSecureContext, subtle: Boolean(crypto.subtle),
@@ -368,6 +392,7 @@ func TestBrowserEncryptedRoomInAnInsecureContext(t *testing.T) {
 	lan.waitLocked("Encryption is unavailable on this page")
 	lan.waitLockedMessage("Alice", "Encrypted message: this page cannot decrypt anything (not a secure context).")
 	lan.do("try to write", forceSend("leak?"))
+	lan.checkSentNoChat(lanWire)
 	if h := es.live.Load().srv.roomHistory(code); len(h) != 1 {
 		t.Fatalf("the room holds %d messages, want only Alice's: %q", len(h), h)
 	}

@@ -60,8 +60,16 @@ func TestReloadKeepsHistory(t *testing.T) {
 	alice.say("before reload", "")
 	alice.nextMessage()
 	alice.conn.Close(websocket.StatusNormalClosure, "")
-	if _, history := ts.dial(t, "reload", "alice").welcome(); len(history) != 1 || history[0].Message != "before reload" {
-		t.Fatalf("after reload got %v", history)
+	// The room must survive empty: wait until the server has seen the leave,
+	// or the reload could join beside the old connection as alice_2.
+	waitFor(t, "the room to stand empty", func() bool {
+		var health struct{ Rooms, Clients int }
+		getJSON(t, httptestGet(ts, "/healthz"), &health)
+		return health.Rooms == 1 && health.Clients == 0
+	})
+	w, history := ts.dial(t, "reload", "alice").welcome()
+	if w.Username != "alice" || len(history) != 1 || history[0].Message != "before reload" {
+		t.Fatalf("after reload joined as %q with history %v, want alice with the message", w.Username, history)
 	}
 }
 

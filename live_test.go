@@ -88,8 +88,9 @@ func TestPingFloodIsRefusedThenClosed(t *testing.T) {
 			limited++
 		}
 	}
-	if limited == 0 {
-		t.Fatal("ten pings past the burst were all answered")
+	// At 2 tokens a second, at most one or two come back while ten are sent.
+	if limited < 8 {
+		t.Fatalf("%d of ten pings past the burst were refused, want at least 8", limited)
 	}
 	// A flood spends the abuse budget and is closed.
 	for range 200 {

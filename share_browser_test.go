@@ -67,6 +67,10 @@ func TestBrowserShareQRCode(t *testing.T) {
 	sealed.screenshot("share-qr.png")
 	key := sealed.roomKey()
 	frames, requests := wire.snapshot()
+	if len(frames) == 0 || len(requests) == 0 || es.requests.String() == "" {
+		t.Fatalf("recorded %d frames, %d requests and %d bytes of the server's requests: nothing to search for the key",
+			len(frames), len(requests), len(es.requests.String()))
+	}
 	for _, s := range append(append(frames, requests...), es.requests.String(), es.logs.String()) {
 		if strings.Contains(s, key) {
 			t.Fatalf("the room key left the page: %.200q", s)

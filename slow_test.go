@@ -78,14 +78,19 @@ func TestNonReaderIsCutOffAtByteBudget(t *testing.T) {
 	reader.welcome()
 	sleepy := ts.dial(t, "bytes", "sleepy") // reads nothing until it is cut off
 	skipUntil[userCountPayload](reader, typeUserCount)
+	sleepyMember := ts.member(t, "bytes", "sleepy")
 	go sender.discardAll()
 	received := make(chan struct{}, n)
 	payload := strings.Repeat("b", 4000)
 	go sender.sendNumbered(n, window, payload, received)
 	leftAt := -1
+	overFrames, overBytes := -1, -1 // sleepy's queue when first seen over its budget
 	for i := range n {
 		if reader.nextNumbered(i, "sleepy") {
 			leftAt = i
+		}
+		if overFrames < 0 {
+			overFrames, overBytes = sleepyMember.queueIfOver()
 		}
 		received <- struct{}{}
 		if leftAt >= 0 {
@@ -95,8 +100,11 @@ func TestNonReaderIsCutOffAtByteBudget(t *testing.T) {
 	if leftAt < 0 {
 		t.Fatalf("sleepy was not cut off after %d messages of 4 KB", n)
 	}
-	if leftAt >= frames {
-		t.Fatalf("sleepy was cut off after %d messages, not before SEND_BUFFER=%d", leftAt, frames)
+	// The bytes put it over: a few messages past SEND_BUFFER_BYTES (the
+	// window lets the room run ahead of this check), nowhere near SEND_BUFFER.
+	if overFrames < 0 || overBytes > 2*(64<<10) || overFrames > frames/10 {
+		t.Fatalf("sleepy's queue was first seen over its budget with %d frames and %d bytes, want about SEND_BUFFER_BYTES=%d and far below SEND_BUFFER=%d",
+			overFrames, overBytes, 64<<10, frames)
 	}
 	if code, reason := sleepy.closeStatus(); code != websocket.StatusPolicyViolation || reason != reasonTooSlow {
 		t.Fatalf("sleepy closed with %d %q, want 1008 %q", code, reason, reasonTooSlow)
@@ -237,6 +245,17 @@ func (c *client) stillOverBudget() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return !c.overSince.IsZero() && c.writingSince.Load() != 0
+}
+
+// queueIfOver returns how many frames and bytes are queued for c while
+// its queue is over budget, or -1, -1 while it is within.
+func (c *client) queueIfOver() (frames, bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.overSince.IsZero() {
+		return -1, -1
+	}
+	return len(c.queue), c.queuedBytes
 }
 
 // discardAll reads and drops everything until the connection ends.
