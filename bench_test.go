@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"hallway/internal/loadgen"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
@@ -46,28 +47,30 @@ func BenchmarkRoomLoopback(b *testing.B) {
 
 // benchRoom runs BenchmarkRoomLoopback with n members, plain or batching.
 func benchRoom(b *testing.B, n int, plain bool) {
-	raiseFileLimit(b)
+	if err := loadgen.RaiseFileLimit(); err != nil {
+		b.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
 	defer cancel()
 	tg := startInProcess(b)
-	tg.plain = plain
-	members := dialMembers(ctx, b, tg, n, func(int) string { return "bench" }, false)
-	waitJoined(ctx, b, members)
+	tg.Plain = plain
+	members := loadgen.DialMembers(ctx, b, tg, n, func(int) string { return "bench" }, false)
+	loadgen.WaitJoined(ctx, b, members)
 	b.ReportAllocs()
 	b.ResetTimer()
 	sendWindowed(ctx, b, members, b.N)
 	want := int64(b.N) * int64(n)
-	waitDelivered(ctx, members, want)
+	loadgen.WaitDelivered(ctx, members, want)
 	b.StopTimer()
-	if got := delivered(members); got != want {
-		b.Fatalf("delivered %d of %d; dropped by the server: %s", got, want, formatDropped(droppedReasons(members)))
+	if got := loadgen.Delivered(members); got != want {
+		b.Fatalf("delivered %d of %d; dropped by the server: %s", got, want, loadgen.FormatDropped(loadgen.DroppedReasons(members)))
 	}
 	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
 }
 
 // startInProcess serves the real handler on httptest with flood control off
 // and shuts it down when the benchmark ends.
-func startInProcess(b *testing.B) *loadTarget {
+func startInProcess(b *testing.B) *loadgen.Target {
 	b.Helper()
 	cfg, err := loadConfig(map[string]string{"MESSAGE_RATE": "0", "MAX_CONNS_PER_IP": "0", "JOIN_RATE": "0", "ROOM_CREATE_RATE": "0"})
 	if err != nil {
@@ -81,18 +84,18 @@ func startInProcess(b *testing.B) *loadTarget {
 		srv.shutdown(ctx)
 		ts.Close()
 	})
-	return &loadTarget{base: ts.URL}
+	return &loadgen.Target{Base: ts.URL}
 }
 
 // sendWindowed sends n messages from the first member, never more than
 // benchWindow ahead of the slowest member, so that the benchmark measures
 // throughput rather than who gets cut off.
-func sendWindowed(ctx context.Context, b *testing.B, members []*loadMember, n int) {
+func sendWindowed(ctx context.Context, b *testing.B, members []*loadgen.Member, n int) {
 	for i := range n {
 		if i%benchCheckEvery == 0 {
 			waitBehind(ctx, b, members, int64(i-benchWindow))
 		}
-		if err := members[0].say(ctx, "bench"); err != nil {
+		if err := members[0].Say(ctx, "bench"); err != nil {
 			b.Fatalf("send message %d: %v", i, err)
 		}
 	}
@@ -100,11 +103,11 @@ func sendWindowed(ctx context.Context, b *testing.B, members []*loadMember, n in
 
 // waitBehind waits until every member has received at least want messages,
 // failing if one was cut off.
-func waitBehind(ctx context.Context, b *testing.B, members []*loadMember, want int64) {
+func waitBehind(ctx context.Context, b *testing.B, members []*loadgen.Member, want int64) {
 	for _, m := range members {
-		for m.chats.Load() < want {
-			if m.isDone() {
-				b.Fatalf("a member was cut off: %s", closeReason(m.err))
+		for m.Received() < want {
+			if m.Stopped() {
+				b.Fatalf("a member was cut off: %s", loadgen.CloseReason(m.Err()))
 			}
 			select {
 			case <-ctx.Done():
@@ -127,12 +130,14 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 	if b.N > idleBenchMax {
 		b.Skipf("%d connections exceed the server's MAX_CLIENTS (%d); use e.g. -benchtime=5000x", b.N, idleBenchMax)
 	}
-	raiseFileLimit(b)
+	if err := loadgen.RaiseFileLimit(); err != nil {
+		b.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
 	defer cancel()
-	r := measureIdle(ctx, b, startServer(ctx, b), b.N)
+	r := loadgen.MeasureIdle(ctx, b, loadgen.StartServer(ctx, b), b.N)
 	b.ReportMetric(0, "ns/op") // Time here is start-up and settling, not a cost per connection.
-	b.ReportMetric(r.perConn(), "B/conn")
+	b.ReportMetric(r.PerConn(), "B/conn")
 }
 
 // BenchmarkFanout measures the in-memory path of one message: stamping,

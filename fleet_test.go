@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
+	"hallway/internal/chattest"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // fleetTimeout bounds each wait for a fleet to settle: machines reread
@@ -120,176 +118,6 @@ func (m *flyMachine) placement() map[string]int {
 	return out
 }
 
-// roomMember is one person in a room reached through a proxy or load
-// balancer. Like the UI, it rejoins by itself whenever its connection ends
-// or a handshake is refused, and it remembers every message it heard.
-type roomMember struct {
-	url  string // ws://…/ws/room?username=…
-	room string
-	n    int
-
-	mu      sync.Mutex
-	conn    *websocket.Conn // nil until welcomed, and while rejoining
-	heard   map[string]bool
-	closes  map[websocket.StatusCode]int
-	refused int
-}
-
-// startMember joins room as member n through base and keeps it joined
-// until ctx ends.
-func startMember(ctx context.Context, base, room string, n int) *roomMember {
-	m := &roomMember{
-		url:  "ws" + strings.TrimPrefix(base, "http") + "/ws/" + room + fmt.Sprintf("?username=m%d", n),
-		room: room, n: n, heard: make(map[string]bool), closes: make(map[websocket.StatusCode]int),
-	}
-	go m.run(ctx)
-	return m
-}
-
-// run joins, reads until the connection ends, and joins again.
-func (m *roomMember) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		conn, _, err := websocket.Dial(ctx, m.url, nil)
-		if err != nil {
-			m.mu.Lock()
-			m.refused++
-			m.mu.Unlock()
-			sleepCtx(ctx, 50*time.Millisecond)
-			continue
-		}
-		m.read(ctx, conn)
-		conn.CloseNow()
-		sleepCtx(ctx, 20*time.Millisecond)
-	}
-}
-
-// read handles one connection's frames until it ends.
-func (m *roomMember) read(ctx context.Context, conn *websocket.Conn) {
-	defer func() {
-		m.mu.Lock()
-		m.conn = nil
-		m.mu.Unlock()
-	}()
-	for {
-		_, data, err := conn.Read(ctx)
-		if err != nil {
-			m.mu.Lock()
-			m.closes[websocket.CloseStatus(err)]++
-			m.mu.Unlock()
-			return
-		}
-		var e envelope
-		if json.Unmarshal(data, &e) != nil {
-			continue
-		}
-		m.mu.Lock()
-		switch e.Type {
-		case typeWelcome:
-			m.conn = conn
-		case typeChatMessage:
-			var p chatMessagePayload
-			json.Unmarshal(e.Payload, &p)
-			m.heard[p.Message] = true
-		}
-		m.mu.Unlock()
-	}
-}
-
-// joined reports whether the member is in its room right now.
-func (m *roomMember) joined() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.conn != nil
-}
-
-// say sends text on the current connection.
-func (m *roomMember) say(text string) error {
-	m.mu.Lock()
-	conn := m.conn
-	m.mu.Unlock()
-	if conn == nil {
-		return fmt.Errorf("member %d of %s is not joined", m.n, m.room)
-	}
-	b, _ := json.Marshal(outEnvelope{Type: typeChatMessage, Payload: inboundMessage{Message: text}})
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	return conn.Write(ctx, websocket.MessageText, b)
-}
-
-// hasHeard reports whether the member heard text.
-func (m *roomMember) hasHeard(text string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.heard[text]
-}
-
-// closedWith counts the connections that ended with code.
-func (m *roomMember) closedWith(code websocket.StatusCode) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.closes[code]
-}
-
-// sleepCtx waits for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
-}
-
-// waitUntil polls cond every 20ms until it returns "" and fails the test
-// with its last answer after timeout.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not so after %v: %s", what, timeout, why)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// everyoneHearsEveryone has each member say a line tagged with round, and
-// waits until every member heard every other member of its room.
-func everyoneHearsEveryone(t *testing.T, rooms map[string][]*roomMember, round string) {
-	t.Helper()
-	waitUntil(t, fleetTimeout, "every member joined", func() string {
-		for room, ms := range rooms {
-			for _, m := range ms {
-				if !m.joined() {
-					return fmt.Sprintf("member %d of %s is not joined", m.n, room)
-				}
-			}
-		}
-		return ""
-	})
-	for _, ms := range rooms {
-		for _, m := range ms {
-			if err := m.say(fmt.Sprintf("%s from %d", round, m.n)); err != nil {
-				t.Fatalf("round %s: %v", round, err)
-			}
-		}
-	}
-	waitUntil(t, fleetTimeout, "round "+round+": every member hears every other", func() string {
-		for room, ms := range rooms {
-			for _, m := range ms {
-				for _, other := range ms {
-					if text := fmt.Sprintf("%s from %d", round, other.n); !m.hasHeard(text) {
-						return fmt.Sprintf("in room %s member %d did not hear %q (a split room?)", room, m.n, text)
-					}
-				}
-			}
-		}
-		return ""
-	})
-}
-
 // flyFleet is several machines behind one flyProxy, sharing one fakeDNS.
 type flyFleet struct {
 	t        *testing.T
@@ -355,10 +183,10 @@ func (f *flyFleet) expectedOwner(room string) string {
 // settle waits until every room lives, whole, on its expected owner alone,
 // and each machine's /healthz counts exactly the rooms and members it holds.
 // It returns where each room is.
-func (f *flyFleet) settle(rooms map[string][]*roomMember) map[string]string {
+func (f *flyFleet) settle(rooms map[string][]*chattest.Member) map[string]string {
 	f.t.Helper()
 	where := make(map[string]string)
-	waitUntil(f.t, fleetTimeout, "every room whole on its owner", func() string {
+	chattest.WaitUntil(f.t, fleetTimeout, "every room whole on its owner", func() string {
 		clear(where)
 		held := make(map[string]map[string]int)
 		for id, m := range f.machines {
@@ -398,7 +226,7 @@ func TestFleetBehindFlyProxy(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
-	rooms := make(map[string][]*roomMember)
+	rooms := make(map[string][]*chattest.Member)
 	created := make(map[string]bool)
 	for i := range 16 {
 		rooms[fmt.Sprintf("hall-%02d", i)] = nil
@@ -410,11 +238,11 @@ func TestFleetBehindFlyProxy(t *testing.T) {
 	}
 	for room := range rooms {
 		for n := range 3 {
-			rooms[room] = append(rooms[room], startMember(ctx, f.front.URL, room, n))
+			rooms[room] = append(rooms[room], chattest.StartMember(ctx, f.front.URL, room, n))
 		}
 	}
 	before := f.settle(rooms)
-	everyoneHearsEveryone(t, rooms, "one")
+	chattest.EveryoneHearsEveryone(t, rooms, "one", fleetTimeout)
 	if f.proxy.replays.Load() == 0 {
 		t.Error("no request was replayed: the proxy never picked a machine that does not own the room?")
 	}
@@ -425,7 +253,7 @@ func TestFleetBehindFlyProxy(t *testing.T) {
 	f.addMachine(added)
 	f.dns.set(append(ids, added)...)
 	after := f.settle(rooms)
-	everyoneHearsEveryone(t, rooms, "two")
+	chattest.EveryoneHearsEveryone(t, rooms, "two", fleetTimeout)
 	moved := 0
 	for room, at := range after {
 		switch {
@@ -437,8 +265,8 @@ func TestFleetBehindFlyProxy(t *testing.T) {
 		default:
 			moved++
 			for _, m := range rooms[room] {
-				if m.closedWith(closeRoomMoved) == 0 {
-					t.Errorf("member %d of moved room %s was never closed with %d", m.n, room, closeRoomMoved)
+				if m.ClosedWith(closeRoomMoved) == 0 {
+					t.Errorf("member %d of moved room %s was never closed with %d", m.N, room, closeRoomMoved)
 				}
 			}
 		}
@@ -454,7 +282,7 @@ func TestFleetBehindFlyProxy(t *testing.T) {
 	f.proxy.remove(gone)
 	f.machines[gone].shutdown()
 	delete(f.machines, gone)
-	waitUntil(t, fleetTimeout, "a replay to the vanished machine fell back", func() string {
+	chattest.WaitUntil(t, fleetTimeout, "a replay to the vanished machine fell back", func() string {
 		if f.proxy.fallbacks.Load() == 0 {
 			return "no fallback yet"
 		}
@@ -462,7 +290,7 @@ func TestFleetBehindFlyProxy(t *testing.T) {
 	})
 	f.dns.set(f.ids()...)
 	last := f.settle(rooms)
-	everyoneHearsEveryone(t, rooms, "three")
+	chattest.EveryoneHearsEveryone(t, rooms, "three", fleetTimeout)
 	for room, at := range last {
 		if after[room] != gone && at != after[room] {
 			t.Errorf("room %s moved from %s to %s though its machine stayed", room, after[room], at)

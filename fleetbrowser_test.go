@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"hallway/internal/chattest"
 	"strings"
 	"testing"
 )
@@ -28,7 +29,7 @@ func TestBrowserRejoinsQuietlyWhenRoomMoves(t *testing.T) {
 
 	f.addMachine(second)
 	f.dns.set(first, second)
-	waitUntil(t, e2eTimeout, "both people on the new machine", func() string {
+	chattest.WaitUntil(t, e2eTimeout, "both people on the new machine", func() string {
 		if got := f.machines[second].placement()[room]; got != 2 {
 			return fmt.Sprintf("%d members there", got)
 		}

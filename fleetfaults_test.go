@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hallway/internal/chattest"
 	"log/slog"
 	"net"
 	"net/http"
@@ -117,7 +118,7 @@ func chatsAlone(t *testing.T, c *testClient) {
 // waitLog waits until m has logged line.
 func waitLog(t *testing.T, m *flyMachine, line string) {
 	t.Helper()
-	waitUntil(t, testTimeout, "log line "+line, func() string {
+	chattest.WaitUntil(t, testTimeout, "log line "+line, func() string {
 		if !strings.Contains(m.logs.String(), line) {
 			return "not logged yet; logs:\n" + m.logs.String()
 		}
@@ -206,7 +207,7 @@ func TestReplayLoopIsServedHere(t *testing.T) {
 	dns.set(self, other)
 	m := startFlyMachine(t, self, dns, nil)
 	theirs := roomOwnedBy(t, []string{self, other}, other)
-	waitUntil(t, testTimeout, "the list to be read", func() string {
+	chattest.WaitUntil(t, testTimeout, "the list to be read", func() string {
 		if replayTarget(t, m, theirs) != other {
 			return "no replay yet"
 		}
@@ -241,7 +242,7 @@ func TestOwnerVanished(t *testing.T) {
 	failed := http.Header{"Fly-Replay-Failed": {"reason=unreachable"}}
 
 	there := roomOwnedBy(t, ids, gone, next)
-	waitUntil(t, testTimeout, "the list to be read", func() string {
+	chattest.WaitUntil(t, testTimeout, "the list to be read", func() string {
 		if replayTarget(t, m, there) != gone {
 			return "no replay yet"
 		}

@@ -22,7 +22,7 @@ func TestBrowserStoppedServerIsNoticed(t *testing.T) {
 	alice.say("before")
 	bob.waitMessage("Alice", "before")
 
-	pid := p.cmd.Process.Pid
+	pid := p.Cmd.Process.Pid
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatalf("SIGSTOP: %v", err)
 	}

@@ -1,12 +1,14 @@
 //go:build linux
 
-// It picks a port with loadclient_test.go's freePort, which is linux-only.
+// It picks a port with loadgen.FreePort.
 
 package main
 
 import (
 	"context"
 	"fmt"
+	"hallway/internal/chattest"
+	"hallway/internal/loadgen"
 	"io"
 	"log/slog"
 	"net"
@@ -37,7 +39,7 @@ func scrapeMetrics(t *testing.T, url string) ([]byte, map[string]*dto.MetricFami
 
 func TestMetricsCountWithoutPrivateData(t *testing.T) {
 	t.Parallel()
-	port, err := freePort()
+	port, err := loadgen.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func TestMetricsCountWithoutPrivateData(t *testing.T) {
 	t.Cleanup(func() { stop(); <-done })
 	ts := &testServer{Server: &httptest.Server{URL: "http://" + l.Addr().String()}, logs: logs}
 	metricsURL := "http://127.0.0.1:" + port + "/metrics"
-	waitUntil(t, testTimeout, "the metrics listener", func() string {
+	chattest.WaitUntil(t, testTimeout, "the metrics listener", func() string {
 		if _, err := http.Get(metricsURL); err != nil {
 			return err.Error()
 		}
@@ -98,7 +100,7 @@ func TestMetricsCountWithoutPrivateData(t *testing.T) {
 	carol.closeStatus()
 
 	var body []byte
-	waitUntil(t, testTimeout, "the counters to move", func() string {
+	chattest.WaitUntil(t, testTimeout, "the counters to move", func() string {
 		body, fams = scrapeMetrics(t, metricsURL)
 		checks := []struct {
 			family, label, value string

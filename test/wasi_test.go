@@ -1,12 +1,12 @@
-package main
+package test
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"hallway/internal/loadgen"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -141,11 +141,12 @@ func isFile(p string) bool {
 	return err == nil && !info.IsDir()
 }
 
-// buildWASM compiles this package for wasip1, stripped as for release.
+// buildWASM compiles the server for wasip1, stripped as for release.
 func buildWASM(t *testing.T, goTool string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "hallway.wasm")
 	cmd := exec.Command(goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("GOOS=wasip1 GOARCH=wasm go build: %v\n%s", err, b)
@@ -157,7 +158,7 @@ func buildWASM(t *testing.T, goTool string) string {
 // until it serves. The process is killed when the test ends.
 func startWASI(t *testing.T, wazero, wasm string) string {
 	t.Helper()
-	port, err := freePort()
+	port, err := loadgen.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,18 +202,6 @@ func startWASI(t *testing.T, wazero, wasm string) string {
 			t.Fatalf("module did not serve on %s within %v", addr, wasiStartTimeout)
 		}
 	}
-}
-
-// freePort picks a loopback port the kernel says is free. The server binds
-// it itself, so another process could take it in between; that is rare.
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	_, port, err := net.SplitHostPort(l.Addr().String())
-	return port, err
 }
 
 // wazeroCacheDir keeps wazero's compiled code between runs, which turns a

@@ -2,10 +2,12 @@
 
 // It starts server processes with loadclient_test.go's helpers, which are linux-only.
 
-package main
+package test
 
 import (
 	"context"
+	"hallway/internal/chattest"
+	"hallway/internal/loadgen"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,7 +29,7 @@ func startCaddy(t *testing.T, nodes []string) string {
 	t.Helper()
 	bin := lbTool(t, "caddy")
 	cfg := readmeBlock(t, "caddy")
-	port, err := freePort()
+	port, err := loadgen.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,17 +56,17 @@ func startCaddy(t *testing.T, nodes []string) string {
 	}
 	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", file)
 	cmd.Env = env
-	p, err := startCommand(cmd)
+	p, err := loadgen.StartProcess(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.stop)
+	t.Cleanup(p.Stop)
 	front := "http://127.0.0.1:" + port
 	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
 	defer cancel()
-	if err := waitHealthy(ctx, front, p); err != nil {
-		p.stop()
-		t.Fatalf("caddy did not serve: %v; it printed:\n%s", err, p.out.String())
+	if err := loadgen.WaitHealthy(ctx, front, p); err != nil {
+		p.Stop()
+		t.Fatalf("caddy did not serve: %v; it printed:\n%s", err, p.Out.String())
 	}
 	return front
 }
@@ -75,7 +77,7 @@ func startCaddy(t *testing.T, nodes []string) string {
 // README says, so neither is checked here.)
 func TestCaddyFromREADME(t *testing.T) {
 	t.Parallel()
-	var procs []*serverProcess
+	var procs []*loadgen.Process
 	var nodes []string
 	for range readmeNodes {
 		p, base := startNode(t, "MAX_ROOM_CLIENTS=3")
@@ -92,11 +94,11 @@ func TestCaddyFromREADME(t *testing.T) {
 		}
 	}
 
-	procs[0].cmd.Process.Signal(syscall.SIGTERM)
+	procs[0].Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-procs[0].exited:
+	case <-procs[0].Exited:
 	case <-time.After(fleetTimeout):
 		t.Fatal("node did not stop on SIGTERM")
 	}
-	everyoneHearsEveryone(t, rooms, "two")
+	chattest.EveryoneHearsEveryone(t, rooms, "two", fleetTimeout)
 }

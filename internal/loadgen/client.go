@@ -1,10 +1,6 @@
 //go:build linux
 
-package main
-
-// The load tool's two sides: the server under load, started as a process of
-// its own and read through /proc, and the members, real WebSocket clients
-// that count what reaches them.
+package loadgen
 
 import (
 	"bytes"
@@ -21,156 +17,143 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 )
 
-// loadTarget is the server under load: a process this test started, or the
-// server at -load.url, whose process it cannot see.
-type loadTarget struct {
-	base  string // http://host:port
-	pid   int    // 0 when the process is not ours to read
-	plain bool   // members join without ?batch=1, as third-party clients do
+// Target is the server under load: a process the tool started, or the
+// server at -url, whose process it cannot see.
+type Target struct {
+	Base  string // http://host:port
+	PID   int    // 0 when the process is not ours to read
+	Plain bool   // members join without ?batch=1, as third-party clients do
 }
 
 // wsURL is the address a member named username uses to join room.
-func (tg *loadTarget) wsURL(room, username string) string {
-	u := "ws" + strings.TrimPrefix(tg.base, "http") + "/ws/" + room + "?username=" + username
-	if !tg.plain {
+func (tg *Target) wsURL(room, username string) string {
+	u := "ws" + strings.TrimPrefix(tg.Base, "http") + "/ws/" + room + "?username=" + username
+	if !tg.Plain {
 		u += "&batch=1"
 	}
 	return u
 }
 
 // stats reads the server process's figures; false when it is not visible.
-func (tg *loadTarget) stats(tb testing.TB) (procStats, bool) {
+func (tg *Target) stats(tb TB) (ProcStats, bool) {
 	tb.Helper()
-	if tg.pid == 0 {
-		return procStats{}, false
+	if tg.PID == 0 {
+		return ProcStats{}, false
 	}
-	s, err := readProcStats(tg.pid)
+	s, err := ReadProcStats(tg.PID)
 	if err != nil {
 		tb.Fatalf("read server stats: %v", err)
 	}
 	return s, true
 }
 
-// loadTargetFor is -load.url, or else a fresh server process.
-func loadTargetFor(ctx context.Context, tb testing.TB) *loadTarget {
-	if *loadURL != "" {
-		return &loadTarget{base: strings.TrimSuffix(*loadURL, "/")}
+// loadTargetFor is -url, or else a fresh server process.
+func loadTargetFor(ctx context.Context, tb TB) *Target {
+	if opts.URL != "" {
+		return &Target{Base: strings.TrimSuffix(opts.URL, "/")}
 	}
-	return startServer(ctx, tb)
+	return StartServer(ctx, tb)
 }
 
-// startServer starts a server process on a free loopback port, waits until
-// its /healthz answers, and kills it when the test ends.
-func startServer(ctx context.Context, tb testing.TB) *loadTarget {
+// StartServer starts a server process on a free loopback port, waits until
+// its /healthz answers, and kills it when tb's run ends.
+func StartServer(ctx context.Context, tb TB) *Target {
 	tb.Helper()
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p, err := startProcess(port)
+	p, err := startServerProcess(port)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(p.stop)
-	tg := &loadTarget{base: "http://127.0.0.1:" + port, pid: p.cmd.Process.Pid}
-	if err := waitHealthy(ctx, tg.base, p); err != nil {
-		p.stop()
-		tb.Fatalf("server did not start: %v; it printed:\n%s", err, p.out.String())
+	tb.Cleanup(p.Stop)
+	tg := &Target{Base: "http://127.0.0.1:" + port, PID: p.Cmd.Process.Pid}
+	if err := WaitHealthy(ctx, tg.Base, p); err != nil {
+		p.Stop()
+		tb.Fatalf("server did not start: %v; it printed:\n%s", err, p.Out.String())
 	}
 	return tg
 }
 
-// serverProcess is a started server and what it printed.
-type serverProcess struct {
-	cmd    *exec.Cmd
-	out    syncBuffer    // what it printed; readable while it runs
-	exited chan struct{} // closed when the process has exited
+// Process is a started server and what it printed.
+type Process struct {
+	Cmd    *exec.Cmd
+	Out    SyncBuffer    // what it printed; readable while it runs
+	Exited chan struct{} // closed when the process has exited
 }
 
-// startProcess starts a server listening on port.
-func startProcess(port string) (*serverProcess, error) {
-	return startCommand(serverCommand(port))
+// startServerProcess starts a server listening on port.
+func startServerProcess(port string) (*Process, error) {
+	return StartProcess(serverCommand(port))
 }
 
-// startCommand starts a server process and collects what it prints.
-func startCommand(cmd *exec.Cmd) (*serverProcess, error) {
-	p := &serverProcess{cmd: cmd, exited: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	if err := p.cmd.Start(); err != nil {
+// StartProcess starts a server process and collects what it prints.
+func StartProcess(cmd *exec.Cmd) (*Process, error) {
+	p := &Process{Cmd: cmd, Exited: make(chan struct{})}
+	p.Cmd.Stdout, p.Cmd.Stderr = &p.Out, &p.Out
+	if err := p.Cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start server: %w", err)
 	}
 	go func() {
-		p.cmd.Wait()
-		close(p.exited)
+		p.Cmd.Wait()
+		close(p.Exited)
 	}()
 	return p, nil
 }
 
-// stop kills the process and waits for it. A load server needs no graceful
+// Stop kills the process and waits for it. A load server needs no graceful
 // shutdown, and waiting for one would add seconds to every run.
-func (p *serverProcess) stop() {
-	p.cmd.Process.Kill()
-	<-p.exited
+func (p *Process) Stop() {
+	p.Cmd.Process.Kill()
+	<-p.Exited
 }
 
-// serverCommand runs -load.server, or this test binary as the server, on
-// port with flood control off, pinned as serverPinning decided. Everything
-// else comes from the inherited environment.
+// serverCommand runs Options.Server on port with flood control off, pinned
+// as serverPinning decided. Everything else comes from the inherited
+// environment and Options.ServerEnv.
 func serverCommand(port string) *exec.Cmd {
 	// Every member dials from 127.0.0.1: per-IP limits would refuse them.
 	env := append(os.Environ(), "PORT="+port, "MESSAGE_RATE=0", "MAX_CONNS_PER_IP=0", "JOIN_RATE=0", "ROOM_CREATE_RATE=0")
-	bin := *loadServer
-	if bin == "" {
-		bin = testBinary()
-		env = append(env, loadServeEnv+"=1")
-	}
+	env = append(env, opts.ServerEnv...)
 	argv, _ := serverPinning()
-	argv = append(slices.Clone(argv), bin)
+	argv = append(slices.Clone(argv), opts.Server)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	return cmd
 }
 
-// testBinary is the path of this test binary.
-func testBinary() string {
-	if exe, err := os.Executable(); err == nil {
-		return exe
-	}
-	return os.Args[0]
-}
-
 // serverPinning decides once how servers are started: the taskset prefix
-// that pins them to -load.servercpu, or none, and a note saying which. It
+// that pins them to -servercpu, or none, and a note saying which. It
 // tries taskset first, because a container may not offer that core.
 var serverPinning = sync.OnceValues(func() ([]string, string) {
-	if *loadServerCPU < 0 {
-		return nil, "server not pinned (-load.servercpu=-1)"
+	if opts.ServerCPU < 0 {
+		return nil, "server not pinned (-servercpu=-1)"
 	}
 	taskset, err := exec.LookPath("taskset")
 	if err != nil {
 		return nil, "server not pinned: no taskset on PATH"
 	}
-	cpu := strconv.Itoa(*loadServerCPU)
+	cpu := strconv.Itoa(opts.ServerCPU)
 	if out, err := exec.Command(taskset, "-c", cpu, "true").CombinedOutput(); err != nil {
 		return nil, fmt.Sprintf("server not pinned: taskset -c %s: %v %s", cpu, err, bytes.TrimSpace(out))
 	}
 	return []string{taskset, "-c", cpu}, "server pinned to CPU " + cpu
 })
 
-// waitHealthy polls /healthz until it answers, the process exits or ctx ends.
-func waitHealthy(ctx context.Context, base string, p *serverProcess) error {
+// WaitHealthy polls /healthz until it answers, the process exits or ctx ends.
+func WaitHealthy(ctx context.Context, base string, p *Process) error {
 	for {
-		if _, err := healthClients(ctx, base); err == nil {
+		if _, err := HealthClients(ctx, base); err == nil {
 			return nil
 		}
 		select {
-		case <-p.exited:
+		case <-p.Exited:
 			return errors.New("the process exited")
 		case <-ctx.Done():
 			return ctx.Err()
@@ -179,8 +162,8 @@ func waitHealthy(ctx context.Context, base string, p *serverProcess) error {
 	}
 }
 
-// healthClients asks /healthz how many WebSocket clients the server counts.
-func healthClients(ctx context.Context, base string) (int, error) {
+// HealthClients asks /healthz how many WebSocket clients the server counts.
+func HealthClients(ctx context.Context, base string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
 	if err != nil {
 		return 0, err
@@ -200,35 +183,35 @@ func healthClients(ctx context.Context, base string) (int, error) {
 	return h.Clients, err
 }
 
-// procStats is what /proc says about one process.
-type procStats struct {
-	cpu     time.Duration // user+system CPU since it started, in clockTick steps
-	rss     int64         // resident bytes now (VmRSS)
-	peakRSS int64         // most resident bytes so far (VmHWM)
+// ProcStats is what /proc says about one process.
+type ProcStats struct {
+	CPU     time.Duration // user+system CPU since it started, in clockTick steps
+	RSS     int64         // resident bytes now (VmRSS)
+	PeakRSS int64         // most resident bytes so far (VmHWM)
 }
 
-// readProcStats reads /proc/PID/stat and /proc/PID/status.
-func readProcStats(pid int) (procStats, error) {
+// ReadProcStats reads /proc/PID/stat and /proc/PID/status.
+func ReadProcStats(pid int) (ProcStats, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return procStats{}, err
+		return ProcStats{}, err
 	}
 	// The command name is in parentheses and may hold spaces; fields after
 	// it start at field 3 (state), so utime (14) and stime (15) are 11, 12.
 	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
 	if len(fields) < 13 {
-		return procStats{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
+		return ProcStats{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
 	}
 	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
 	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
 	status, err3 := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return procStats{}, err
+		return ProcStats{}, err
 	}
-	return procStats{
-		cpu:     time.Duration(utime+stime) * clockTick,
-		rss:     statusBytes(status, "VmRSS:"),
-		peakRSS: statusBytes(status, "VmHWM:"),
+	return ProcStats{
+		CPU:     time.Duration(utime+stime) * clockTick,
+		RSS:     statusBytes(status, "VmRSS:"),
+		PeakRSS: statusBytes(status, "VmHWM:"),
 	}, nil
 }
 
@@ -244,22 +227,22 @@ func statusBytes(status []byte, name string) int64 {
 	return 0
 }
 
-// raiseFileLimit lifts this process's open-file soft limit to the hard
+// RaiseFileLimit lifts this process's open-file soft limit to the hard
 // limit: thousands of connections need thousands of descriptors.
-func raiseFileLimit(tb testing.TB) {
-	tb.Helper()
+func RaiseFileLimit() error {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		tb.Fatalf("getrlimit: %v", err)
+		return fmt.Errorf("getrlimit: %w", err)
 	}
 	lim.Cur = lim.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		tb.Fatalf("setrlimit: %v", err)
+		return fmt.Errorf("setrlimit: %w", err)
 	}
+	return nil
 }
 
-// loadMember is one load client: its connection and what its reader counted.
-type loadMember struct {
+// Member is one load client: its connection and what its reader counted.
+type Member struct {
 	conn    *websocket.Conn
 	keepIDs bool          // keep every id, for order checks
 	done    chan struct{} // closed when the reader stops
@@ -276,18 +259,18 @@ type loadMember struct {
 	latencies  []time.Duration // send to receipt, for messages whose text is a send time
 }
 
-// dialMembers joins n members, member i to room(i), with at most -load.dials
+// DialMembers joins n members, member i to room(i), with at most -load.dials
 // handshakes in flight, and starts their readers. They are closed when the
 // test ends.
-func dialMembers(ctx context.Context, tb testing.TB, tg *loadTarget, n int, room func(int) string, keepIDs bool) []*loadMember {
+func DialMembers(ctx context.Context, tb TB, tg *Target, n int, room func(int) string, keepIDs bool) []*Member {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	members := make([]*loadMember, n)
+	members := make([]*Member, n)
 	tb.Cleanup(func() { closeMembers(members) })
 	var firstErr error
 	var once sync.Once
-	sem := make(chan struct{}, max(*loadDials, 1))
+	sem := make(chan struct{}, max(opts.Dials, 1))
 	var wg sync.WaitGroup
 	for i := range n {
 		sem <- struct{}{}
@@ -310,7 +293,7 @@ func dialMembers(ctx context.Context, tb testing.TB, tg *loadTarget, n int, room
 }
 
 // dialMember joins one member and starts its reader.
-func dialMember(ctx context.Context, url string, keepIDs bool) (*loadMember, error) {
+func dialMember(ctx context.Context, url string, keepIDs bool) (*Member, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, url, nil)
@@ -318,13 +301,13 @@ func dialMember(ctx context.Context, url string, keepIDs bool) (*loadMember, err
 		return nil, err
 	}
 	conn.SetReadLimit(loadReadLimit)
-	m := &loadMember{conn: conn, keepIDs: keepIDs, done: make(chan struct{})}
+	m := &Member{conn: conn, keepIDs: keepIDs, done: make(chan struct{})}
 	go m.read()
 	return m, nil
 }
 
 // closeMembers closes every member's connection and waits for its reader.
-func closeMembers(members []*loadMember) {
+func closeMembers(members []*Member) {
 	for _, m := range members {
 		if m != nil {
 			m.conn.CloseNow()
@@ -340,7 +323,7 @@ func closeMembers(members []*loadMember) {
 // read counts what arrives until the connection ends. It passes no context:
 // closing the connection stops it, and a context per read would cost more
 // than the counting does.
-func (m *loadMember) read() {
+func (m *Member) read() {
 	defer close(m.done)
 	var buf bytes.Buffer
 	for {
@@ -369,7 +352,7 @@ var (
 )
 
 // scan counts the envelopes of one WebSocket message, one per line.
-func (m *loadMember) scan(msg []byte, now time.Time) {
+func (m *Member) scan(msg []byte, now time.Time) {
 	for len(msg) > 0 {
 		line := msg
 		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
@@ -388,7 +371,7 @@ func (m *loadMember) scan(msg []byte, now time.Time) {
 
 // chat counts one chatMessage, checks that its id exceeds the one before, and
 // records its latency when its text is a send time.
-func (m *loadMember) chat(line []byte, now time.Time) {
+func (m *Member) chat(line []byte, now time.Time) {
 	id := jsonUint(line, idKey)
 	if id <= m.lastID {
 		m.outOfOrder++
@@ -420,13 +403,13 @@ func jsonUint(line, key []byte) uint64 {
 	return n
 }
 
-// say sends one chat message. text must need no JSON escaping.
-func (m *loadMember) say(ctx context.Context, text string) error {
+// Say sends one chat message. text must need no JSON escaping.
+func (m *Member) Say(ctx context.Context, text string) error {
 	return m.conn.Write(ctx, websocket.MessageText, []byte(`{"type":"chatMessage","payload":{"message":"`+text+`"}}`))
 }
 
-// isDone reports whether the member's reader has stopped.
-func (m *loadMember) isDone() bool {
+// Stopped reports whether the member's reader has stopped.
+func (m *Member) Stopped() bool {
 	select {
 	case <-m.done:
 		return true
@@ -435,19 +418,19 @@ func (m *loadMember) isDone() bool {
 	}
 }
 
-// waitJoined waits for the join notices to settle: every member still
+// WaitJoined waits for the join notices to settle: every member still
 // connected has heard a userCount equal to the number still connected.
-func waitJoined(ctx context.Context, tb testing.TB, members []*loadMember) {
+func WaitJoined(ctx context.Context, tb TB, members []*Member) {
 	tb.Helper()
 	for {
 		live, agree := 0, 0
 		for _, m := range members {
-			if !m.isDone() {
+			if !m.Stopped() {
 				live++
 			}
 		}
 		for _, m := range members {
-			if !m.isDone() && m.users.Load() == int64(live) {
+			if !m.Stopped() && m.users.Load() == int64(live) {
 				agree++
 			}
 		}
@@ -463,7 +446,7 @@ func waitJoined(ctx context.Context, tb testing.TB, members []*loadMember) {
 }
 
 // delivered is how many chatMessages members have received in all.
-func delivered(members []*loadMember) int64 {
+func Delivered(members []*Member) int64 {
 	var n int64
 	for _, m := range members {
 		n += m.chats.Load()
@@ -471,14 +454,14 @@ func delivered(members []*loadMember) int64 {
 	return n
 }
 
-// waitDelivered waits until members have received want chatMessages in all,
+// WaitDelivered waits until members have received want chatMessages in all,
 // until none has arrived for settleQuiet (the rest are lost), or ctx ends.
-func waitDelivered(ctx context.Context, members []*loadMember, want int64) {
+func WaitDelivered(ctx context.Context, members []*Member, want int64) {
 	tick := time.NewTicker(deliveryPoll)
 	defer tick.Stop()
 	last, since := int64(-1), time.Now()
 	for {
-		got := delivered(members)
+		got := Delivered(members)
 		switch {
 		case got >= want:
 			return
@@ -494,3 +477,9 @@ func waitDelivered(ctx context.Context, members []*loadMember, want int64) {
 		}
 	}
 }
+
+// Received is how many chatMessages the member has received so far.
+func (m *Member) Received() int64 { return m.chats.Load() }
+
+// Err is why the member's reader stopped; read it once Stopped.
+func (m *Member) Err() error { return m.err }

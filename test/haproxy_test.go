@@ -2,17 +2,21 @@
 
 // It starts server processes and listeners with loadclient_test.go's helpers, which are linux-only.
 
-package main
+package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"hallway/internal/chattest"
+	"hallway/internal/loadgen"
+	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,7 +28,7 @@ import (
 // readmeBlock is the README's one code block in lang, verbatim.
 func readmeBlock(t *testing.T, lang string) string {
 	t.Helper()
-	readme, err := os.ReadFile("README.md")
+	readme, err := os.ReadFile(repoFile("README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,43 +58,28 @@ func lbTool(t *testing.T, name string) string {
 // readmeNodes are the node addresses the README's configuration names.
 var readmeNodes = []string{"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"}
 
-// startNode runs this tree's server in a process of its own on a free
-// loopback port, with the settings the README gives a node.
-func startNode(t *testing.T, environ ...string) (*serverProcess, string) {
+// fleetTimeout bounds waiting for a fleet of nodes to agree on its rooms.
+const fleetTimeout = 90 * time.Second
+
+// nodeEnv is what the README's configuration gives every node.
+var nodeEnv = []string{"HOST=127.0.0.1", "CLIENT_IP_HEADER=X-Real-IP", "ROOM_CREATE_RATE=0", "JOIN_RATE=0"}
+
+// startNode runs this tree's server as a node behind a load balancer.
+func startNode(t *testing.T, environ ...string) (*loadgen.Process, string) {
 	t.Helper()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startNodeOn(t, port, environ...)
+	return startServer(t, hallwayBin, append(slices.Clone(nodeEnv), environ...)...)
 }
 
 // startNodeOn is startNode on a given loopback port: a node coming back.
-func startNodeOn(t *testing.T, port string, environ ...string) (*serverProcess, string) {
+func startNodeOn(t *testing.T, port string, environ ...string) (*loadgen.Process, string) {
 	t.Helper()
-	cmd := exec.Command(testBinary())
-	cmd.Env = append(os.Environ(), loadServeEnv+"=1", "PORT="+port, "HOST=127.0.0.1", "CLIENT_IP_HEADER=X-Real-IP",
-		"ROOM_CREATE_RATE=0", "JOIN_RATE=0")
-	cmd.Env = append(cmd.Env, environ...)
-	p, err := startCommand(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.stop)
-	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
-	defer cancel()
-	base := "http://127.0.0.1:" + port
-	if err := waitHealthy(ctx, base, p); err != nil {
-		p.stop()
-		t.Fatalf("node did not start: %v; it printed:\n%s", err, p.out.String())
-	}
-	return p, base
+	return startServerOn(t, hallwayBin, port, append(slices.Clone(nodeEnv), environ...)...)
 }
 
 // haproxyProcess is a running haproxy and the configuration it runs.
 type haproxyProcess struct {
 	bin, file string
-	proc      *serverProcess
+	proc      *loadgen.Process
 }
 
 // startHAProxy runs haproxy with the README's configuration, its addresses
@@ -99,7 +88,7 @@ func startHAProxy(t *testing.T, nodes []string) (*haproxyProcess, string) {
 	t.Helper()
 	bin := lbTool(t, "haproxy")
 	cfg := readmeBlock(t, "haproxy")
-	port, err := freePort()
+	port, err := loadgen.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +96,7 @@ func startHAProxy(t *testing.T, nodes []string) (*haproxyProcess, string) {
 		t.Fatal("the README's HAProxy configuration has no single `bind :80` line")
 	}
 	cfg = strings.Replace(cfg, "bind :80\n", "bind 127.0.0.1:"+port+"\n", 1)
-	peerPort, err := freePort()
+	peerPort, err := loadgen.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,25 +133,25 @@ func (h *haproxyProcess) start(t *testing.T, front string) {
 	t.Helper()
 	args := []string{"-db", "-f", h.file}
 	if h.proc != nil {
-		args = append(args, "-sf", fmt.Sprint(h.proc.cmd.Process.Pid))
+		args = append(args, "-sf", fmt.Sprint(h.proc.Cmd.Process.Pid))
 	}
-	p, err := startCommand(exec.Command(h.bin, args...))
+	p, err := loadgen.StartProcess(exec.Command(h.bin, args...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.stop)
+	t.Cleanup(p.Stop)
 	h.proc = p
 	ctx, cancel := context.WithTimeout(context.Background(), fleetTimeout)
 	defer cancel()
-	if err := waitHealthy(ctx, front, p); err != nil {
-		p.stop()
-		t.Fatalf("haproxy did not serve: %v; it printed:\n%s", err, p.out.String())
+	if err := loadgen.WaitHealthy(ctx, front, p); err != nil {
+		p.Stop()
+		t.Fatalf("haproxy did not serve: %v; it printed:\n%s", err, p.Out.String())
 	}
 }
 
 func TestHAProxyFromREADME(t *testing.T) {
 	t.Parallel()
-	var procs []*serverProcess
+	var procs []*loadgen.Process
 	var nodes []string
 	for range readmeNodes {
 		// A room of three is full, so a full room answers only from its node.
@@ -182,13 +171,13 @@ func TestHAProxyFromREADME(t *testing.T) {
 
 	// A node goes down: its rooms start afresh, whole, on the others; the
 	// members rejoin by themselves.
-	procs[0].cmd.Process.Signal(syscall.SIGTERM)
+	procs[0].Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-procs[0].exited:
+	case <-procs[0].Exited:
 	case <-time.After(fleetTimeout):
 		t.Fatal("node did not stop on SIGTERM")
 	}
-	everyoneHearsEveryone(t, rooms, "two")
+	chattest.EveryoneHearsEveryone(t, rooms, "two", fleetTimeout)
 
 	// The node comes back. New rooms may go to it again, but a room that
 	// moved stays where its members are: newcomers are sent there, not to
@@ -203,7 +192,7 @@ func TestHAProxyFromREADME(t *testing.T) {
 		if err != nil {
 			t.Fatalf("probe through haproxy: %v", err)
 		}
-		clients, err := healthClients(ctx, nodes[0])
+		clients, err := loadgen.HealthClients(ctx, nodes[0])
 		probe.CloseNow()
 		if err == nil && clients > 0 {
 			break
@@ -211,7 +200,7 @@ func TestHAProxyFromREADME(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	checkRoomsFull(t, front, rooms)
-	everyoneHearsEveryone(t, rooms, "three")
+	chattest.EveryoneHearsEveryone(t, rooms, "three", fleetTimeout)
 
 	// HAProxy reloads (a new certificate, a changed configuration): the old
 	// process pushes its stick table to the new one, its peer, within a
@@ -221,13 +210,13 @@ func TestHAProxyFromREADME(t *testing.T) {
 	old := lb.proc
 	lb.start(t, front)
 	// Until the old process stops its frontend, it may still answer.
-	waitUntil(t, fleetTimeout, "the old haproxy to stop listening", func() string {
-		if !strings.Contains(old.out.String(), "Proxy hallway stopped") {
+	chattest.WaitUntil(t, fleetTimeout, "the old haproxy to stop listening", func() string {
+		if !strings.Contains(old.Out.String(), "Proxy hallway stopped") {
 			return "it has not printed \"Proxy hallway stopped\""
 		}
 		return ""
 	})
-	waitUntil(t, fleetTimeout, "after a reload, every room found on its node", func() string {
+	chattest.WaitUntil(t, fleetTimeout, "after a reload, every room found on its node", func() string {
 		for room := range rooms {
 			if status, code := roomProbe(t, front, strings.ToUpper(room)); status != http.StatusConflict {
 				return fmt.Sprintf("GET /ws/%s through haproxy = %d %q", room, status, code)
@@ -243,9 +232,9 @@ func TestHAProxyFromREADME(t *testing.T) {
 // counts add up to the members; and returns the rooms. POST reaches any
 // node, most often not the one the room is sent to, which must still hold
 // a private room at two.
-func fillRooms(ctx context.Context, t *testing.T, front string, nodes []string) map[string][]*roomMember {
+func fillRooms(ctx context.Context, t *testing.T, front string, nodes []string) map[string][]*chattest.Member {
 	t.Helper()
-	rooms := make(map[string][]*roomMember)
+	rooms := make(map[string][]*chattest.Member)
 	size := make(map[string]int) // members each room gets: all it holds
 	for i := range 12 {
 		rooms[fmt.Sprintf("hall-%02d", i)], size[fmt.Sprintf("hall-%02d", i)] = nil, 3
@@ -265,16 +254,16 @@ func fillRooms(ctx context.Context, t *testing.T, front string, nodes []string) 
 	members := 0
 	for room := range rooms {
 		for n := range size[room] {
-			rooms[room] = append(rooms[room], startMember(ctx, front, room, n))
+			rooms[room] = append(rooms[room], chattest.StartMember(ctx, front, room, n))
 			members++
 		}
 	}
-	everyoneHearsEveryone(t, rooms, "one")
+	chattest.EveryoneHearsEveryone(t, rooms, "one", fleetTimeout)
 
 	// Every node counts only its own members, and they add up.
 	total := 0
 	for _, n := range nodes {
-		clients, err := healthClients(context.Background(), n)
+		clients, err := loadgen.HealthClients(context.Background(), n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +277,7 @@ func fillRooms(ctx context.Context, t *testing.T, front string, nodes []string) 
 
 // checkRoomsFull asks haproxy for a place in each room, spelled in capitals:
 // the room's node answers that it is full, which no other node would.
-func checkRoomsFull(t *testing.T, front string, rooms map[string][]*roomMember) {
+func checkRoomsFull(t *testing.T, front string, rooms map[string][]*chattest.Member) {
 	t.Helper()
 	for room := range rooms {
 		if status, code := roomProbe(t, front, strings.ToUpper(room)); status != http.StatusConflict || code != codeRoomFull {
@@ -301,10 +290,23 @@ func checkRoomsFull(t *testing.T, front string, rooms map[string][]*roomMember) 
 // in room, and returns the status and error code of the answer.
 func roomProbe(t *testing.T, front, room string) (int, string) {
 	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, front+"/ws/"+room+"?username=x", nil)
 	var e errorPayload
-	resp := getJSON(t, httptestGet(&testServer{Server: nodeServer(front)}, "/ws/"+room+"?username=x"), &e)
+	resp := getJSON(t, req, &e)
 	return resp.StatusCode, e.Code
 }
 
-// nodeServer wraps a base URL for the chat tests' request helpers.
-func nodeServer(base string) *httptest.Server { return &httptest.Server{URL: base} }
+// getJSON does req and decodes its JSON body into into.
+func getJSON(t *testing.T, req *http.Request, into any) *http.Response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(body, into); err != nil {
+		t.Fatalf("%s %s: body %q is not JSON: %v", req.Method, req.URL, body, err)
+	}
+	return resp
+}

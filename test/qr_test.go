@@ -1,4 +1,4 @@
-package main
+package test
 
 import (
 	"encoding/json"
@@ -40,7 +40,9 @@ func TestQREncoderDecodes(t *testing.T) {
 	script := `import { encode } from './static/qr.js';
 const texts = JSON.parse(process.argv[1]);
 console.log(JSON.stringify(texts.map((t) => encode(t).map((row) => row.map(Number).join('')))));`
-	out, err := exec.Command(node, "--input-type=module", "-e", script, string(input)).CombinedOutput()
+	cmd := exec.Command(node, "--input-type=module", "-e", script, string(input))
+	cmd.Dir = repoRoot // the script imports ./static/qr.js
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}

@@ -1,4 +1,4 @@
-package main
+package test
 
 import (
 	"os"
@@ -40,7 +40,7 @@ func nodeExecPath(t *testing.T) string {
 func TestCryptoModuleInNode(t *testing.T) {
 	t.Parallel()
 	node := nodeExecPath(t)
-	out, err := exec.Command(node, "--test", "--test-reporter=tap", "testdata/crypto.test.mjs").CombinedOutput()
+	out, err := exec.Command(node, "--test", "--test-reporter=tap", repoFile("testdata/crypto.test.mjs")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("node --test testdata/crypto.test.mjs: %v\n%s", err, out)
 	}

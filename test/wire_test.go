@@ -1,0 +1,55 @@
+package test
+
+import "encoding/json"
+
+// The wire protocol as docs/protocol.md documents it, written here from the
+// client's side: these tests see the server only as any client would.
+
+// envelope is one frame: a type and its payload.
+type envelope struct {
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// outEnvelope is a frame being encoded by a client.
+type outEnvelope struct {
+	Type    string `json:"type"`
+	Payload any    `json:"payload"`
+}
+
+// welcomePayload is a member's first frame.
+type welcomePayload struct {
+	Username        string `json:"username"`
+	Room            string `json:"room"`
+	MaxMessageBytes int    `json:"maxMessageBytes"`
+}
+
+// chatMessagePayload is one message as members receive it.
+type chatMessagePayload struct {
+	ID       uint64 `json:"id"`
+	Username string `json:"username"`
+	Message  string `json:"message"`
+	TS       int64  `json:"ts"`
+	ClientID string `json:"clientId,omitempty"`
+}
+
+// errorPayload is a refusal: a stable code and a human text.
+type errorPayload struct {
+	Code     string `json:"code"`
+	Text     string `json:"text"`
+	ClientID string `json:"clientId,omitempty"`
+}
+
+// inboundMessage is what a client sends to say something.
+type inboundMessage struct {
+	Message  string `json:"message"`
+	ClientID string `json:"clientId"`
+}
+
+// Frame types, error codes and close reasons the tests look for.
+const (
+	typeWelcome     = "welcome"
+	typeChatMessage = "chatMessage"
+	codeRoomFull    = "room_full"
+	reasonAbuse     = "too many rejected frames"
+)
