@@ -33,7 +33,7 @@ import (
 )
 
 // closeRoomMoved closes the members of a room whose owner changed (a machine
-// joined or left the app). It is documented in README.md; the UI rejoins
+// joined or left the app). It is documented in docs/protocol.md; the UI rejoins
 // quietly and the proxy routes it to the new owner.
 const closeRoomMoved websocket.StatusCode = 4307
 

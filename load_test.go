@@ -6,7 +6,7 @@ package main
 // process of its own, so that /proc shows the server's CPU and memory and not
 // the clients', connects thousands of real WebSocket clients to it over
 // loopback, and reports what they received. It reads /proc, so it builds on
-// Linux only. README.md's Performance section shows how to run it.
+// Linux only. docs/performance.md shows how to run it.
 
 import (
 	"bytes"
@@ -129,7 +129,7 @@ var loadWorkloadRuns = map[string]func(context.Context, *testing.T){
 // Measure without -race: a server re-run from this binary would carry it too.
 func TestLoad(t *testing.T) {
 	if *loadWorkloads == "" {
-		t.Skip("load tool: run taskset -c 1 go test -run TestLoad -load=all -v -timeout 20m (README.md, Performance)")
+		t.Skip("load tool: run taskset -c 1 go test -run TestLoad -load=all -v -timeout 20m (docs/performance.md)")
 	}
 	names, err := parseWorkloads(*loadWorkloads)
 	if err == nil {
