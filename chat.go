@@ -1,3 +1,8 @@
+// Rooms and their members: admission, joining and leaving, publishing a
+// message to every member, the history a room keeps in memory, an empty room's
+// expiry, and shutdown. The wire format is protocol.go's, a member's queue and
+// writer client.go's, and HTTP http.go's.
+
 package main
 
 import (

@@ -1,3 +1,8 @@
+// What the server knows of end-to-end encrypted rooms: a room's flag and key
+// check, and the refusal of unsealed text. The encryption itself is the page's
+// (static/crypto.js): the server never holds a key. It also prints the embedded
+// web files' hashes for hallway -version.
+
 package main
 
 import (

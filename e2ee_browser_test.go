@@ -399,7 +399,7 @@ func TestBrowserEncryptedRoomInAnInsecureContext(t *testing.T) {
 }
 
 // sealAsAnyone seals text as name with the room secret, following the format
-// README.md documents, in Go: what any holder of the link could send.
+// docs/e2ee.md documents, in Go: what any holder of the link could send.
 func sealAsAnyone(t *testing.T, secret, room, name, text string) string {
 	t.Helper()
 	raw, err := base64.RawURLEncoding.DecodeString(secret)

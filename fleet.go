@@ -1,3 +1,9 @@
+// Rooms spread over the machines of a Fly.io app: the machine list read from
+// Fly's DNS, rendezvous hashing of a room to its owner, fly-replay routing of
+// requests there, and moving rooms when machines come and go; off Fly.io none
+// of that runs, and a load balancer elsewhere needs nothing from the server.
+// Exiting when idle (IDLE_EXIT) lives here too, on any platform.
+
 package main
 
 // Many machines on Fly.io: every room lives on exactly one machine, its
@@ -33,7 +39,7 @@ import (
 )
 
 // closeRoomMoved closes the members of a room whose owner changed (a machine
-// joined or left the app). It is documented in README.md; the UI rejoins
+// joined or left the app). It is documented in docs/protocol.md; the UI rejoins
 // quietly and the proxy routes it to the new owner.
 const closeRoomMoved websocket.StatusCode = 4307
 

@@ -1,3 +1,7 @@
+// The HTTP surface: routes, security headers, origin checks and CORS, room
+// creation, the WebSocket handshake and its refusals, the client's IP, and the
+// embedded page. What happens after the upgrade is client.go's and chat.go's.
+
 package main
 
 import (

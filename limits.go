@@ -1,3 +1,7 @@
+// Limits per client IP (connections, joins, new rooms) and the errors and
+// Retry-After they answer with. Flood control of one connection is the
+// client's (client.go); memory budgets are memory.go's.
+
 package main
 
 import (

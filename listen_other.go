@@ -1,5 +1,7 @@
 //go:build !wasip1
 
+// The listener everywhere but wasip1: a TCP listen on HOST:PORT.
+
 package main
 
 import "net"

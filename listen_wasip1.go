@@ -1,5 +1,8 @@
 //go:build wasip1
 
+// The listener under WASI: the socket the host preopened, since a wasip1
+// module cannot open one itself.
+
 package main
 
 import (

@@ -1,3 +1,6 @@
+// Keeping a connection alive and whole: ping and pong, typing, and resuming
+// after a reconnect (since, epoch, rejoin). Chat messages go through chat.go.
+
 package main
 
 import (

@@ -1,3 +1,7 @@
+// Memory budgets: byte sizes in configuration, the Go runtime's soft limit
+// from MEMORY_LIMIT or the cgroup, and history trimmed across all rooms past
+// HISTORY_TOTAL_BYTES. One client's queue budget is client.go's.
+
 package main
 
 import (

@@ -12,7 +12,7 @@ import (
 )
 
 // This file is the wire format: every frame, both ways, is one text message
-// holding an envelope {"type": …, "payload": {…}}. README.md shows each frame.
+// holding an envelope {"type": …, "payload": {…}}. docs/protocol.md shows each frame.
 
 // Frame types.
 const (

@@ -1,5 +1,7 @@
 //go:build !wasip1
 
+// Graceful shutdown on SIGINT and SIGTERM, everywhere but wasip1.
+
 package main
 
 import (

@@ -1,5 +1,7 @@
 //go:build wasip1
 
+// Shutdown under wasip1, where the runtime ends the module on a signal.
+
 package main
 
 import "context"

@@ -1,3 +1,7 @@
+// Writing WebSocket messages straight to the connection: the writer frames
+// text messages itself and sends what is queued in one write(2), up to 64 KiB. The
+// WebSocket library still writes pings, pongs and close frames.
+
 package main
 
 import (

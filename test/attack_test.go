@@ -33,7 +33,7 @@ import (
 var attackServer = flag.String("attack.server", "", "server binary to attack (e.g. hallway built from another commit); empty runs this tree's server")
 
 // The attack's settings: the server's environment as a small public
-// deployment sets it (see README.md, Running in public), and the attack's
+// deployment sets it (see docs/running-in-public.md), and the attack's
 // size. The client IP comes from a trusted header so that one test process
 // can be one attacker, a crowd and the honest users.
 const (

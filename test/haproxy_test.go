@@ -25,16 +25,18 @@ import (
 	"github.com/coder/websocket"
 )
 
-// readmeBlock is the README's one code block in lang, verbatim.
+// readmeBlock is the one code block in lang, verbatim, of
+// docs/many-machines.md, the page that documents running behind a load balancer.
 func readmeBlock(t *testing.T, lang string) string {
 	t.Helper()
-	readme, err := os.ReadFile(repoFile("README.md"))
+	const page = "docs/many-machines.md"
+	readme, err := os.ReadFile(repoFile(page))
 	if err != nil {
 		t.Fatal(err)
 	}
 	blocks := regexp.MustCompile("(?s)```"+lang+"\n(.*?)```").FindAllSubmatch(readme, -1)
 	if len(blocks) != 1 {
-		t.Fatalf("README.md has %d %s blocks, want exactly one", len(blocks), lang)
+		t.Fatalf("%s has %d %s blocks, want exactly one", page, len(blocks), lang)
 	}
 	return string(blocks[0][1])
 }
