@@ -53,6 +53,11 @@ const unreachableFor = 30 * time.Second
 // fallback blames the machine that failed even if the list changed since.
 const replayMemory = 30 * time.Second
 
+// maxReplays bounds the table of recent replays: more distinct rooms than
+// that replayed within replayMemory is an attack or a very busy fleet, and a
+// forgotten replay only means that a fallback for its room blames nobody.
+const maxReplays = 1024
+
 // replayHeader is what follows instance=<id> in fly-replay: give up after a
 // few seconds and hand the request back rather than fail it.
 const replayHeader = ";timeout=5s;fallback=prefer_self"
@@ -75,8 +80,15 @@ type fleet struct {
 	mu          sync.Mutex
 	machines    []string             // sorted IDs of the last good list; nil until one is read
 	unreachable map[string]time.Time // machines a replay could not reach, until when
-	replayed    map[string]replayTo  // recent replays by room
+	replayed    map[string]replayTo  // recent replays by room, at most maxReplays
+	replayOrder []replayed           // the same, oldest first; a room replayed again is listed again
 	failing     bool                 // the last lookup failed; logged once per outage
+}
+
+// replayed is one entry of fleet.replayOrder.
+type replayed struct {
+	room string
+	at   time.Time
 }
 
 // replayTo is where a room's request was last replayed, and when.
@@ -264,13 +276,21 @@ func (f *fleet) reachable(src string) {
 }
 
 // noteReplay remembers that room's request was replayed to machine.
-func (f *fleet) noteReplay(room, machine string) {
+func (f *fleet) noteReplay(room, machine string) { f.noteReplayAt(room, machine, time.Now()) }
+
+// noteReplayAt remembers a replay made at now. Any request for a room of
+// another machine adds one, so the table is trimmed here, where it grows,
+// to maxReplays entries none older than replayMemory, and not only when
+// the machine list is read.
+func (f *fleet) noteReplayAt(room, machine string, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.replayed == nil {
 		f.replayed = make(map[string]replayTo)
 	}
-	f.replayed[room] = replayTo{machine, time.Now()}
+	f.replayed[room] = replayTo{machine, now}
+	f.replayOrder = append(f.replayOrder, replayed{room, now})
+	f.forgetReplaysLocked(now)
 }
 
 // replayedTo returns where room's request was recently replayed, or "".
@@ -290,10 +310,23 @@ func (f *fleet) forgetLocked(now time.Time) {
 			delete(f.unreachable, id)
 		}
 	}
-	for room, r := range f.replayed {
-		if now.Sub(r.at) >= replayMemory {
-			delete(f.replayed, room)
+	f.forgetReplaysLocked(now)
+}
+
+// forgetReplaysLocked drops the oldest replays while there are more than
+// maxReplays or they are older than replayMemory. replayOrder holds them
+// oldest first, so this costs only what it drops.
+func (f *fleet) forgetReplaysLocked(now time.Time) {
+	for len(f.replayOrder) > 0 {
+		old := f.replayOrder[0]
+		if len(f.replayOrder) <= maxReplays && now.Sub(old.at) < replayMemory {
+			return
 		}
+		if r, ok := f.replayed[old.room]; ok && r.at.Equal(old.at) {
+			delete(f.replayed, old.room) // Not replayed again since.
+		}
+		f.replayOrder[0] = replayed{}
+		f.replayOrder = f.replayOrder[1:]
 	}
 }
 

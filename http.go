@@ -352,8 +352,10 @@ func randomBytes(n int) []byte {
 func (s *server) clientIP(r *http.Request) string {
 	if h := s.cfg.ClientIPHeader; h != "" {
 		if v := r.Header.Get(h); v != "" {
-			first, _, _ := strings.Cut(v, ",") // X-Forwarded-For lists the client first.
-			return strings.TrimSpace(first)
+			// X-Forwarded-For lists the client first. Limiter keys outlive
+			// the header, so they are copies.
+			first, _, _ := strings.Cut(v, ",")
+			return strings.Clone(strings.TrimSpace(first))
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -240,7 +240,7 @@ func normalizeRoom(s string) (string, bool) {
 			return "", false
 		}
 	}
-	return s, true
+	return strings.Clone(s), true // Not a piece of the request line, which it would keep alive.
 }
 
 // errBadUsername says what a username may be; it is shown to users as is.
@@ -264,7 +264,7 @@ func normalizeUsername(s string, now time.Time) (string, error) {
 			return "", errBadUsername
 		}
 	}
-	return s, nil
+	return strings.Clone(s), nil // Not a piece of the request line.
 }
 
 // uniqueName returns name, or name with the first free suffix _2, _3, …,
