@@ -170,6 +170,11 @@ func (f *fleet) update(ctx context.Context) bool {
 			delete(f.unreachable, id)
 		}
 	}
+	for id, c := range f.checks {
+		if !slices.Contains(ids, id) && !c.at.IsZero() {
+			delete(f.checks, id) // Gone from the app; a dial under way keeps its entry.
+		}
+	}
 	f.log.Info("machine list changed", "machines", len(ids), "self_listed", slices.Contains(ids, f.self))
 	return true
 }
