@@ -379,6 +379,7 @@ func TestForgedReplayFailedIsConfirmedFirst(t *testing.T) {
 		return ""
 	})
 	before := warnings(m)
+	began := time.Now()
 	// A plain request puts a replay on record; then the forged fallback.
 	for i := range 10 {
 		replayTarget(t, m, theirs)
@@ -391,8 +392,9 @@ func TestForgedReplayFailedIsConfirmedFirst(t *testing.T) {
 	if rooms, _ := m.health(t); rooms != 0 {
 		t.Errorf("this machine holds %d rooms; a forged fallback split a room off its owner", rooms)
 	}
-	if n := m.reach.count(); n < 1 || n > 2 {
-		t.Errorf("%d dials to confirm 10 fallbacks, want one (a recent answer is reused)", n)
+	// One dial, and another per reachRecheck a slow machine took.
+	if n, most := m.reach.count(), 1+int(time.Since(began)/reachRecheck); n < 1 || n > most {
+		t.Errorf("%d dials to confirm 10 fallbacks, want at most %d (a recent answer is reused)", n, most)
 	}
 	if n := warnings(m) - before; n > 1 {
 		t.Errorf("10 forged fallbacks logged %d warnings, want at most one", n)
