@@ -161,25 +161,32 @@ func (s *server) stuckWriters(now time.Time) (stuck, slow []*client) {
 
 // reserve finds or creates the room and holds a place in it for a client
 // from ip that is about to upgrade, presenting the rejoin secret if it has
-// one. Every successful reserve ends in join or unreserve.
-func (s *server) reserve(name, ip, rejoin string) (*room, error) {
+// one. The member whose secret it is gets claimed: until this reservation
+// ends, no other may use that secret to pass a full room. Every successful
+// reserve ends in join or unreserve, which is given the claimed member.
+func (s *server) reserve(name, ip, rejoin string) (*room, *client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.admitLocked(name, ip, rejoin, true); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r, err := s.roomLocked(name) // admitLocked allowed a new one
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var claimed *client
 	r.mu.Lock()
+	if at := r.holderLocked(rejoin); at >= 0 && !r.members[at].claimed {
+		claimed = r.members[at]
+		claimed.claimed = true
+	}
 	r.pending++
 	r.stopIdleLocked()
 	r.mu.Unlock()
 	s.clients++
 	s.perIP[ip]++
 	s.conns.Add(1)
-	return r, nil
+	return r, claimed, nil
 }
 
 // check answers what reserve would, without reserving, creating or taking
@@ -193,7 +200,8 @@ func (s *server) check(name, ip, rejoin string) error {
 // admitLocked decides whether a client from ip may join the named room:
 // server, per-IP and room capacity, then the per-IP join rate and, for a
 // room that does not exist yet, the per-IP rate of new rooms. A full room
-// still admits the reconnect that will take a member's place (rejoin).
+// still admits the reconnect that will take a member's place (rejoin), one
+// at a time per member.
 // take spends the rate tokens; without it the rates are only looked at.
 func (s *server) admitLocked(name, ip, rejoin string, take bool) error {
 	switch {
@@ -210,7 +218,8 @@ func (s *server) admitLocked(name, ip, rejoin string, take bool) error {
 	}
 	if r != nil {
 		r.mu.Lock()
-		full := len(r.members)+r.pending >= r.capacity && r.holderLocked(rejoin) < 0
+		at := r.holderLocked(rejoin)
+		full := len(r.members)+r.pending >= r.capacity && (at < 0 || r.members[at].claimed)
 		r.mu.Unlock()
 		if full {
 			return errRoomFull
@@ -219,7 +228,9 @@ func (s *server) admitLocked(name, ip, rejoin string, take bool) error {
 	if err := limited(s.joins, ip, take, "too many joins from this address; try again later"); err != nil {
 		return err
 	}
-	if r == nil {
+	// A look (take unset) consults the rate of new rooms whether or not
+	// the room exists, so that it cannot tell which.
+	if r == nil || !take {
 		return limited(s.creates, ip, take, "too many new rooms from this address; try again later")
 	}
 	return nil
@@ -240,9 +251,13 @@ func (s *server) roomLocked(name string) (*room, error) {
 	return r, nil
 }
 
-// unreserve gives back a place whose upgrade failed.
-func (s *server) unreserve(r *room, ip string) {
+// unreserve gives back a place whose upgrade failed, and the claim on the
+// member whose secret it presented, if any.
+func (s *server) unreserve(r *room, ip string, claimed *client) {
 	r.mu.Lock()
+	if claimed != nil {
+		claimed.claimed = false
+	}
 	r.pending--
 	s.idleIfEmptyLocked(r)
 	r.mu.Unlock()

@@ -68,6 +68,9 @@ type client struct {
 	// rejoin is the secret this connection's welcome gave: a reconnect
 	// that presents it takes this member's place (see replaceLocked).
 	rejoin string
+	// claimed is set while a reconnect that presented rejoin holds a
+	// reservation to take this place; guarded by room.mu.
+	claimed bool
 
 	mu          sync.Mutex // guards the queue state below; taken after room.mu
 	queue       [][]byte   // frames waiting for the writer, oldest first

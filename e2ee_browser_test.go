@@ -402,6 +402,12 @@ func TestBrowserEncryptedRoomInAnInsecureContext(t *testing.T) {
 // docs/e2ee.md documents, in Go: what any holder of the link could send.
 func sealAsAnyone(t *testing.T, secret, room, name, text string) string {
 	t.Helper()
+	return sealAsAnyoneAt(t, secret, room, name, text, time.Now())
+}
+
+// sealAsAnyoneAt is sealAsAnyone with the sealed time when.
+func sealAsAnyoneAt(t *testing.T, secret, room, name, text string, when time.Time) string {
+	t.Helper()
 	raw, err := base64.RawURLEncoding.DecodeString(secret)
 	if err != nil {
 		t.Fatal(err)
@@ -413,7 +419,7 @@ func sealAsAnyone(t *testing.T, secret, room, name, text string) string {
 	block, _ := aes.NewCipher(key)
 	gcm, _ := cipher.NewGCM(block)
 	inner, _ := json.Marshal(map[string]any{
-		"n": name, "i": base64.RawURLEncoding.EncodeToString(randomBytes(16)), "t": time.Now().UnixMilli(), "m": text,
+		"n": name, "i": base64.RawURLEncoding.EncodeToString(randomBytes(16)), "t": when.UnixMilli(), "m": text,
 	})
 	iv := randomBytes(gcm.NonceSize())
 	return sealedPrefix + base64.RawURLEncoding.EncodeToString(gcm.Seal(iv, iv, inner, nil))

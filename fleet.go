@@ -59,6 +59,11 @@ const unreachableFor = 30 * time.Second
 // fallback blames the machine that failed even if the list changed since.
 const replayMemory = 30 * time.Second
 
+// maxReplays bounds the table of recent replays: more distinct rooms than
+// that replayed within replayMemory is an attack or a very busy fleet, and a
+// forgotten replay only means that a fallback for its room blames nobody.
+const maxReplays = 1024
+
 // replayHeader is what follows instance=<id> in fly-replay: give up after a
 // few seconds and hand the request back rather than fail it.
 const replayHeader = ";timeout=5s;fallback=prefer_self"
@@ -74,15 +79,26 @@ type fleet struct {
 	app     string // FLY_APP_NAME
 	refresh time.Duration
 	log     *slog.Logger
-	lookup  txtLookup // replaced by tests before runFleet
+	lookup  txtLookup                                       // replaced by tests before runFleet
+	reach   func(ctx context.Context, machine string) error // confirms a machine is up; replaced by tests
 
 	strayHeaders sync.Once // logs Fly headers seen off Fly.io, once
 
 	mu          sync.Mutex
-	machines    []string             // sorted IDs of the last good list; nil until one is read
-	unreachable map[string]time.Time // machines a replay could not reach, until when
-	replayed    map[string]replayTo  // recent replays by room
-	failing     bool                 // the last lookup failed; logged once per outage
+	machines    []string               // sorted IDs of the last good list; nil until one is read
+	unreachable map[string]time.Time   // machines a replay could not reach, until when
+	replayed    map[string]replayTo    // recent replays by room, at most maxReplays
+	replayOrder []replayed             // the same, oldest first; a room replayed again is listed again
+	failing     bool                   // the last lookup failed; logged once per outage
+	checks      map[string]*reachCheck // the last dial to each machine asked about
+	warned      map[string]time.Time   // when each warning a request can cause was last logged
+	unwarned    map[string]int         // how many of each were left out since
+}
+
+// replayed is one entry of fleet.replayOrder.
+type replayed struct {
+	room string
+	at   time.Time
 }
 
 // replayTo is where a room's request was last replayed, and when.
@@ -93,7 +109,8 @@ type replayTo struct {
 
 // newFleet reads who this machine is from cfg. Off Fly.io it is inert.
 func newFleet(cfg config, logger *slog.Logger) *fleet {
-	f := &fleet{app: cfg.FlyAppName, refresh: cfg.FleetRefresh, log: logger, lookup: net.DefaultResolver.LookupTXT}
+	f := &fleet{app: cfg.FlyAppName, refresh: cfg.FleetRefresh, log: logger, lookup: net.DefaultResolver.LookupTXT,
+		reach: dialMachine(cfg.FlyAppName, cfg.Port)}
 	if cfg.FlyMachineID != "" && cfg.FlyAppName != "" {
 		f.self = cfg.FlyMachineID
 	}
@@ -157,6 +174,11 @@ func (f *fleet) update(ctx context.Context) bool {
 	for id := range f.unreachable {
 		if !slices.Contains(ids, id) {
 			delete(f.unreachable, id)
+		}
+	}
+	for id, c := range f.checks {
+		if !slices.Contains(ids, id) && !c.at.IsZero() {
+			delete(f.checks, id) // Gone from the app; a dial under way keeps its entry.
 		}
 	}
 	f.log.Info("machine list changed", "machines", len(ids), "self_listed", slices.Contains(ids, f.self))
@@ -257,11 +279,15 @@ func (f *fleet) markUnreachable(id string) {
 	f.unreachable[id] = time.Now().Add(unreachableFor)
 }
 
-// reachable clears the mark of the machine a Fly-Replay-Src names: it just
-// sent a replay, so it is up.
-func (f *fleet) reachable(src string) {
+// reachable clears the mark of the machine a Fly-Replay-Src names, once a
+// dial confirms it is up: the header alone may be a client's.
+func (f *fleet) reachable(ctx context.Context, src string) {
 	for _, field := range strings.Split(src, ";") {
-		if id, ok := strings.CutPrefix(strings.TrimSpace(field), "instance="); ok {
+		id, ok := strings.CutPrefix(strings.TrimSpace(field), "instance=")
+		f.mu.Lock()
+		marked := ok && f.isMarkedLocked(id)
+		f.mu.Unlock()
+		if marked && f.isUp(ctx, id) {
 			f.mu.Lock()
 			delete(f.unreachable, id)
 			f.mu.Unlock()
@@ -270,13 +296,21 @@ func (f *fleet) reachable(src string) {
 }
 
 // noteReplay remembers that room's request was replayed to machine.
-func (f *fleet) noteReplay(room, machine string) {
+func (f *fleet) noteReplay(room, machine string) { f.noteReplayAt(room, machine, time.Now()) }
+
+// noteReplayAt remembers a replay made at now. Any request for a room of
+// another machine adds one, so the table is trimmed here, where it grows,
+// to maxReplays entries none older than replayMemory, and not only when
+// the machine list is read.
+func (f *fleet) noteReplayAt(room, machine string, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.replayed == nil {
 		f.replayed = make(map[string]replayTo)
 	}
-	f.replayed[room] = replayTo{machine, time.Now()}
+	f.replayed[room] = replayTo{machine, now}
+	f.replayOrder = append(f.replayOrder, replayed{room, now})
+	f.forgetReplaysLocked(now)
 }
 
 // replayedTo returns where room's request was recently replayed, or "".
@@ -296,10 +330,23 @@ func (f *fleet) forgetLocked(now time.Time) {
 			delete(f.unreachable, id)
 		}
 	}
-	for room, r := range f.replayed {
-		if now.Sub(r.at) >= replayMemory {
-			delete(f.replayed, room)
+	f.forgetReplaysLocked(now)
+}
+
+// forgetReplaysLocked drops the oldest replays while there are more than
+// maxReplays or they are older than replayMemory. replayOrder holds them
+// oldest first, so this costs only what it drops.
+func (f *fleet) forgetReplaysLocked(now time.Time) {
+	for len(f.replayOrder) > 0 {
+		old := f.replayOrder[0]
+		if len(f.replayOrder) <= maxReplays && now.Sub(old.at) < replayMemory {
+			return
 		}
+		if r, ok := f.replayed[old.room]; ok && r.at.Equal(old.at) {
+			delete(f.replayed, old.room) // Not replayed again since.
+		}
+		f.replayOrder[0] = replayed{}
+		f.replayOrder = f.replayOrder[1:]
 	}
 }
 
@@ -313,21 +360,18 @@ func (s *server) route(w http.ResponseWriter, r *http.Request, room string) bool
 		return false
 	}
 	if r.Header.Get("Fly-Replay-Failed") != "" {
-		return s.replayFailed(w, room)
+		return s.replayFailed(w, r, room)
 	}
 	src := r.Header.Get("Fly-Replay-Src")
 	if src != "" {
-		f.reachable(src)
+		f.reachable(r.Context(), src)
 	}
 	owner := f.owner(room)
 	if owner == f.self {
 		return false
 	}
 	if src != "" {
-		// Already replayed once: the machines disagree for a moment about
-		// the list. Serve here; reconciling moves the room if it must.
-		f.log.Warn("request was already replayed; serving it here rather than replaying again")
-		return false
+		return s.replayedHere(w, r, room, owner)
 	}
 	s.metrics.replays.Add(1)
 	f.noteReplay(room, owner)
@@ -337,22 +381,50 @@ func (s *server) route(w http.ResponseWriter, r *http.Request, room string) bool
 }
 
 // replayFailed handles a request Fly's proxy handed back because the owner
-// could not be reached: that machine is left out for a while, and the room
-// goes to the next in line. Only a replay this machine sent counts, so a
-// forged header cannot reroute rooms. A fallback cannot be replayed again,
-// so when the room is another machine's the client comes back in a second.
-func (s *server) replayFailed(w http.ResponseWriter, room string) bool {
+// could not be reached: once a dial confirms it is down, that machine is
+// left out for a while, and the room goes to the next in line. Only a
+// replay this machine sent counts. A fallback cannot be replayed again, so
+// when the room is another machine's the client comes back in a second.
+func (s *server) replayFailed(w http.ResponseWriter, r *http.Request, room string) bool {
 	f := s.fleet
-	if gone := f.replayedTo(room); gone != "" && gone != f.self {
-		f.markUnreachable(gone)
-		f.log.Warn("replay to a room's owner failed; its rooms go to the next machine for a while", "machine", gone)
+	if gone := f.replayedTo(room); gone != "" && gone != f.self && f.owner(room) == gone {
+		if f.isUp(r.Context(), gone) {
+			f.warn("a replay fell back but its machine answers; keeping its rooms there")
+		} else {
+			f.markUnreachable(gone)
+			f.warn("replay to a room's owner failed; its rooms go to the next machine for a while", "machine", gone)
+		}
 	}
 	if f.owner(room) == f.self {
 		return false
 	}
+	retryShortly(w)
+	return true
+}
+
+// replayedHere handles a replayed request for a room this machine does not
+// own: the machines disagree about the list for a moment, or the header is
+// forged. It cannot be replayed again, and serving it here would split the
+// room, so the client comes back in a second, unless a dial shows the
+// owner down: then the room is this machine's or the next one's.
+func (s *server) replayedHere(w http.ResponseWriter, r *http.Request, room, owner string) bool {
+	f := s.fleet
+	if !f.isUp(r.Context(), owner) {
+		f.markUnreachable(owner)
+		f.warn("a replayed request's room belongs to a machine that does not answer; its rooms go to the next machine for a while", "machine", owner)
+		if f.owner(room) == f.self {
+			return false
+		}
+	}
+	f.warn("a replayed request reached a machine that does not own its room; asking the client to retry")
+	retryShortly(w)
+	return true
+}
+
+// retryShortly answers 503 room_moving with Retry-After: 1.
+func retryShortly(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "1")
 	writeError(w, http.StatusServiceUnavailable, codeRoomMoving, "this room is moving to another machine; try again in a moment")
-	return true
 }
 
 // ignoreFlyHeaders logs, once, Fly's headers reaching a server that is not

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"hallway/internal/chattest"
 	"log/slog"
@@ -55,13 +56,50 @@ func (d *fakeDNS) set(ids ...string) {
 	}
 }
 
+// fakeReach answers the quick dial with which a machine confirms that
+// another is down. Every machine is down until set up.
+type fakeReach struct {
+	mu    sync.Mutex
+	up    map[string]bool
+	dials int
+}
+
+// dial answers as a dial to the machine's internal address would.
+func (r *fakeReach) dial(_ context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dials++
+	if r.up[id] {
+		return nil
+	}
+	return errors.New("connection refused")
+}
+
+// set makes machine id answer dials or not.
+func (r *fakeReach) set(id string, up bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.up == nil {
+		r.up = make(map[string]bool)
+	}
+	r.up[id] = up
+}
+
+// count returns how many dials were made.
+func (r *fakeReach) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dials
+}
+
 // flyMachine is one real server on httptest with its own machine ID.
 type flyMachine struct {
-	id   string
-	srv  *server
-	ts   *httptest.Server
-	stop context.CancelFunc
-	logs *syncBuffer
+	id    string
+	srv   *server
+	ts    *httptest.Server
+	stop  context.CancelFunc
+	logs  *syncBuffer
+	reach *fakeReach // what its dials to other machines find
 }
 
 // startFlyMachine starts server id reading its machine list from dns.
@@ -74,8 +112,10 @@ func startFlyMachine(t *testing.T, id string, dns *fakeDNS, environ map[string]s
 	logs := &syncBuffer{}
 	srv := newServer(testConfig(t, env), slog.New(slog.NewTextHandler(logs, nil)))
 	srv.fleet.lookup = dns.lookup
+	reach := &fakeReach{}
+	srv.fleet.reach = reach.dial
 	_, stop := srv.runFleet(context.Background())
-	m := &flyMachine{id: id, srv: srv, ts: httptest.NewServer(srv.handler()), stop: stop, logs: logs}
+	m := &flyMachine{id: id, srv: srv, ts: httptest.NewServer(srv.handler()), stop: stop, logs: logs, reach: reach}
 	t.Cleanup(func() {
 		m.shutdown()
 		if t.Failed() {

@@ -200,7 +200,7 @@ func replayTarget(t *testing.T, m *flyMachine, room string) string {
 	return parseFlyReplay(v)["instance"]
 }
 
-func TestReplayLoopIsServedHere(t *testing.T) {
+func TestReplayIsNeverReplayedAgain(t *testing.T) {
 	t.Parallel()
 	self, other := "1781954c0e4e18", "3d8d2e6b4c1f28"
 	dns := &fakeDNS{}
@@ -217,19 +217,13 @@ func TestReplayLoopIsServedHere(t *testing.T) {
 	if resp := getJSON(t, httptestGet(&testServer{Server: m.ts}, "/r/"+theirs), nil); resp.Header.Get("Fly-Replay") == "" {
 		t.Errorf("GET /r/{room} of another machine's room = %d without fly-replay", resp.StatusCode)
 	}
-	// Already a replay: never replayed again, served here; the next
-	// reconciliation then sends the member to the owner.
-	c, _, err := dialWith(t, m, theirs, http.Header{"Fly-Replay-Src": {"instance=" + other + ";region=ams;t=1"}})
-	if err != nil {
-		t.Fatalf("a replayed request was refused: %v", err)
-	}
-	if w := expect[welcomePayload](c, typeWelcome); w.Room != theirs {
-		t.Fatalf("welcomed into %q", w.Room)
-	}
-	waitLog(t, m, "request was already replayed; serving it here rather than replaying again")
-	if code, reason := c.closeStatus(); code != closeRoomMoved || reason != reasonRoomMoved {
-		t.Errorf("the member of a room this machine does not own was closed with %d %q, want %d", code, reason, closeRoomMoved)
-	}
+	// Already a replay: never replayed again. While its owner answers, the
+	// client is asked to come back in a moment rather than split the room.
+	src := http.Header{"Fly-Replay-Src": {"instance=" + other + ";region=ams;t=1"}}
+	m.reach.set(other, true)
+	_, resp, err := dialWith(t, m, theirs, src)
+	refusedToRetry(t, "a replayed request for a room of a live machine", err, resp)
+	waitLog(t, m, "a replayed request reached a machine that does not own its room; asking the client to retry")
 }
 
 func TestOwnerVanished(t *testing.T) {
@@ -352,5 +346,114 @@ func TestIdleExit(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "no rooms or connections for IDLE_EXIT; exiting") {
 		t.Errorf("no log line for the idle exit:\n%s", logs)
+	}
+}
+
+// warnings counts the warning lines m has logged.
+func warnings(m *flyMachine) int { return strings.Count(m.logs.String(), "level=WARN") }
+
+// refusedToRetry checks that a join was answered 503 room_moving with
+// Retry-After: 1, before any upgrade.
+func refusedToRetry(t *testing.T, what string, err error, resp *http.Response) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: joined, want a 503 asking to retry", what)
+	}
+	if resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("%s: %v, %v; want 503 with Retry-After: 1", what, err, resp)
+	}
+}
+
+func TestForgedReplayFailedIsConfirmedFirst(t *testing.T) {
+	t.Parallel()
+	self, other := "1781954c0e4e18", "3d8d2e6b4c1f28"
+	ids := []string{self, other}
+	dns := &fakeDNS{}
+	dns.set(ids...)
+	m := startFlyMachine(t, self, dns, nil)
+	m.reach.set(other, true) // The owner is up and answers.
+	theirs := roomOwnedBy(t, ids, other, self)
+	chattest.WaitUntil(t, testTimeout, "the list to be read", func() string {
+		if replayTarget(t, m, theirs) != other {
+			return "no replay yet"
+		}
+		return ""
+	})
+	before := warnings(m)
+	began := time.Now()
+	// A plain request puts a replay on record; then the forged fallback.
+	for i := range 10 {
+		replayTarget(t, m, theirs)
+		_, resp, err := dialWith(t, m, theirs, http.Header{"Fly-Replay-Failed": {"reason=unreachable"}})
+		refusedToRetry(t, fmt.Sprintf("forged fallback %d", i), err, resp)
+	}
+	if got := replayTarget(t, m, theirs); got != other {
+		t.Errorf("after forged fallbacks the room is replayed to %q, want its live owner %s", got, other)
+	}
+	if rooms, _ := m.health(t); rooms != 0 {
+		t.Errorf("this machine holds %d rooms; a forged fallback split a room off its owner", rooms)
+	}
+	// One dial, and another per reachRecheck a slow machine took.
+	if n, most := m.reach.count(), 1+int(time.Since(began)/reachRecheck); n < 1 || n > most {
+		t.Errorf("%d dials to confirm 10 fallbacks, want at most %d (a recent answer is reused)", n, most)
+	}
+	if n := warnings(m) - before; n > 1 {
+		t.Errorf("10 forged fallbacks logged %d warnings, want at most one", n)
+	}
+}
+
+func TestForgedReplaySrcNeverSplitsARoom(t *testing.T) {
+	t.Parallel()
+	self, other := "1781954c0e4e18", "3d8d2e6b4c1f28"
+	ids := []string{self, other}
+	theirs := roomOwnedBy(t, ids, other, self)
+	forged := http.Header{"Fly-Replay-Src": {"instance=" + other + ";region=ams;t=1"}}
+
+	// The owner is up: a request that claims to be a replay is not served
+	// here, since the room lives there; it cannot be replayed again either.
+	dns := &fakeDNS{}
+	dns.set(ids...)
+	m := startFlyMachine(t, self, dns, nil)
+	m.reach.set(other, true)
+	chattest.WaitUntil(t, testTimeout, "the list to be read", func() string {
+		if replayTarget(t, m, theirs) != other {
+			return "no replay yet"
+		}
+		return ""
+	})
+	before := warnings(m)
+	for i := range 10 {
+		_, resp, err := dialWith(t, m, theirs, forged)
+		refusedToRetry(t, fmt.Sprintf("forged replay %d", i), err, resp)
+	}
+	if rooms, _ := m.health(t); rooms != 0 {
+		t.Errorf("this machine holds %d rooms; a forged Fly-Replay-Src split a room off its owner", rooms)
+	}
+	if n := warnings(m) - before; n > 1 {
+		t.Errorf("10 forged replays logged %d warnings, want at most one", n)
+	}
+
+	// The owner is down and marked so: a forged replay naming it does not
+	// clear the mark.
+	m2 := startFlyMachine(t, self, dns, nil)
+	chattest.WaitUntil(t, testTimeout, "the list to be read", func() string {
+		if replayTarget(t, m2, theirs) != other {
+			return "no replay yet"
+		}
+		return ""
+	})
+	if _, resp, err := dialWith(t, m2, theirs, http.Header{"Fly-Replay-Failed": {"reason=unreachable"}}); err != nil {
+		t.Fatalf("a fallback for a room whose next in line is this machine was refused: %v %v", err, resp)
+	}
+	if got := replayTarget(t, m2, theirs); got != "" {
+		t.Fatalf("after a confirmed failure the room is replayed to %q, want it served here", got)
+	}
+	c, _, err := dialWith(t, m2, roomOwnedBy(t, ids, other, self), forged)
+	if err != nil {
+		t.Fatalf("a replayed request for a room this machine now serves was refused: %v", err)
+	}
+	chatsAlone(t, c)
+	if got := replayTarget(t, m2, theirs); got != "" {
+		t.Errorf("a forged Fly-Replay-Src cleared the mark of a machine that is down: the room is replayed to %q", got)
 	}
 }

@@ -28,9 +28,14 @@ import (
 )
 
 // contentSecurityPolicy lets pages load only their own scripts, styles and
-// images, talk only to this server, and never be framed.
-const contentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
+// images, talk only to this server ('self' covers its ws: and wss:), and
+// never be framed.
+const contentSecurityPolicy = "default-src 'self'; connect-src 'self'; img-src 'self' data:; " +
 	"style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// hsts keeps browsers on HTTPS for a year once they met it here. It is
+// sent only when this server terminates TLS; a proxy in front sets its own.
+const hsts = "max-age=31536000"
 
 // handler routes every request. Each route is a standard ServeMux pattern.
 func (s *server) handler() http.Handler {
@@ -54,6 +59,9 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer") // Room codes live in URLs.
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", hsts)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -114,7 +122,7 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUpgradeRequired, codeUpgradeRequired, "this endpoint speaks WebSocket")
 		return
 	}
-	rm, err := s.reserve(name, ip, from.rejoin)
+	rm, claimed, err := s.reserve(name, ip, from.rejoin)
 	if err != nil {
 		writeReserveError(w, err)
 		return
@@ -123,7 +131,7 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 	sock := new(socketWriter)
 	conn, err := websocket.Accept(smallBuffers{w, sock}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
-		s.unreserve(rm, ip)
+		s.unreserve(rm, ip, claimed)
 		return
 	}
 	c := s.newClient(conn, sock, rm, r.URL.Query().Get("batch") == "1")
@@ -353,11 +361,19 @@ func randomBytes(n int) []byte {
 // clientIP is the address per-IP limits count by: the trusted proxy's
 // header when CLIENT_IP_HEADER names one, else the peer address. Behind a
 // proxy without the header, every client shares the proxy's address.
+// X-Forwarded-For is a list to which each proxy appends the address it saw;
+// the client may write anything before, so the last entry is taken: the one
+// the trusted proxy added. A one-value header (Fly-Client-IP) is that value.
 func (s *server) clientIP(r *http.Request) string {
 	if h := s.cfg.ClientIPHeader; h != "" {
-		if v := r.Header.Get(h); v != "" {
-			first, _, _ := strings.Cut(v, ",") // X-Forwarded-For lists the client first.
-			return strings.TrimSpace(first)
+		if vs := r.Header.Values(h); len(vs) > 0 {
+			v := vs[len(vs)-1]
+			if i := strings.LastIndexByte(v, ','); i >= 0 {
+				v = v[i+1:]
+			}
+			if v = strings.TrimSpace(v); v != "" {
+				return strings.Clone(v) // Limiter keys outlive the header.
+			}
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -240,7 +240,7 @@ func normalizeRoom(s string) (string, bool) {
 			return "", false
 		}
 	}
-	return s, true
+	return strings.Clone(s), true // Not a piece of the request line, which it would keep alive.
 }
 
 // errBadUsername says what a username may be; it is shown to users as is.
@@ -264,7 +264,35 @@ func normalizeUsername(s string, now time.Time) (string, error) {
 			return "", errBadUsername
 		}
 	}
-	return s, nil
+	if mixesLookalikeScripts(s) {
+		return "", errMixedScripts
+	}
+	return strings.Clone(s), nil // Not a piece of the request line.
+}
+
+// errMixedScripts refuses a name such as "Аlice" with a Cyrillic А, which
+// would pass for another member's name; it is shown to users as is.
+var errMixedScripts = errors.New("usernames may not mix Latin, Greek and Cyrillic letters, which look alike")
+
+// lookalikeScripts are the scripts whose letters are most often mistaken
+// for one another.
+var lookalikeScripts = []*unicode.RangeTable{unicode.Latin, unicode.Greek, unicode.Cyrillic}
+
+// mixesLookalikeScripts reports whether s has letters from more than one of
+// lookalikeScripts. Other mixes (Latin with Han, kana with kanji) are fine.
+func mixesLookalikeScripts(s string) bool {
+	seen := -1
+	for _, r := range s {
+		for i, script := range lookalikeScripts {
+			if unicode.Is(script, r) {
+				if seen >= 0 && seen != i {
+					return true
+				}
+				seen = i
+			}
+		}
+	}
+	return false
 }
 
 // uniqueName returns name, or name with the first free suffix _2, _3, …,

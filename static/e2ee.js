@@ -27,6 +27,21 @@ const lockedTexts = {
   malformed: 'A damaged encrypted message that could not be read.',
 };
 
+// sealedSkewMs is how far a message's sealed time may be from the server's
+// time for it before the page says so: more than clocks drift apart, less
+// than the gap between two visits.
+const sealedSkewMs = 10 * 60 * 1000;
+
+// codeSaysEncrypted reports whether room is a code made for an encrypted
+// room: 16 base32 characters, "_", an optional capacity of 2 or more, "e",
+// then on Fly.io "-" and a machine ID (README.md's room codes, and
+// roomSettings in the server). Such a room is encrypted in this page
+// whatever the server's welcome says.
+export function codeSaysEncrypted(room) {
+  const m = /^[a-z2-7]{16}_(\d*)e(?:-|$)/.exec(String(room));
+  return Boolean(m) && (m[1] === '' || Number(m[1]) >= 2);
+}
+
 // newRoomSecret makes the secret and key check of a room about to be created.
 export async function newRoomSecret() {
   const secret = newSecret();
@@ -45,14 +60,15 @@ export function keyFromHash(hash) {
 }
 
 // RoomSeal is one encrypted room as this page sees it. A page with a key
-// always seals, whatever the server says: the server cannot turn
-// encryption off.
+// always seals, and a code made for encryption is encrypted, whatever the
+// server says: the server cannot turn encryption off.
 export class RoomSeal {
   // state is the history state: key and keyProblem come from the link.
   constructor(room, state) {
     this.secret = typeof state.key === 'string' ? state.key : '';
     this.problem = state.keyProblem || (this.secret && !available() ? 'unavailable' : '');
-    this.encrypted = Boolean(this.secret || this.problem); // until welcome says more
+    this.encrypted = Boolean(this.secret || this.problem || codeSaysEncrypted(room)); // until welcome says more
+    if (this.encrypted && !this.secret && !this.problem) this.problem = available() ? 'missing' : 'unavailable';
     this.cipher = null;
     this.ids = new Set(); // message ids opened, to drop replays
     this.ready = this.secret && !this.problem
@@ -109,6 +125,8 @@ export class RoomSeal {
     view.message = inner.text;
     if (inner.name !== p.username) {
       view.flag = { kind: 'impostor', note: `Encrypted as “${inner.name}”, but the server says ${p.username} sent it.` };
+    } else if (!(Math.abs(Number(inner.time) - Number(p.ts)) <= sealedSkewMs)) {
+      view.flag = { kind: 'stale', note: `This message was sealed ${when(inner.time)}, but the server says it was sent ${when(p.ts)}: it may be an old message sent again.` };
     }
     return view;
   }
@@ -132,6 +150,12 @@ export class RoomSeal {
   safetyWords() {
     return this.cipher ? this.cipher.safetyWords : [];
   }
+}
+
+// when shows a time in milliseconds for a flag's note.
+function when(ms) {
+  const d = new Date(Number(ms));
+  return Number.isNaN(d.getTime()) ? 'at no valid time' : `on ${d.toLocaleString()}`;
 }
 
 const $ = (id) => document.getElementById(id);
