@@ -63,6 +63,9 @@ type client struct {
 	// rejoin is the secret this connection's welcome gave: a reconnect
 	// that presents it takes this member's place (see replaceLocked).
 	rejoin string
+	// uploadToken is the secret this connection's welcome gave for
+	// uploading files; it is good only while the connection is a member.
+	uploadToken string
 
 	mu          sync.Mutex // guards the queue state below; taken after room.mu
 	queue       [][]byte   // frames waiting for the writer, oldest first

@@ -36,6 +36,8 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("OPTIONS /api/", s.preflightHandler)
 	mux.HandleFunc("GET /ws/{room}", s.subscribeHandler)
 	mux.HandleFunc("GET /r/{room}", s.roomPageHandler)
+	mux.HandleFunc("POST /r/{room}/files", s.uploadHandler)
+	mux.HandleFunc("GET /r/{room}/files/{id}", s.downloadHandler)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, "index.html") })
 	mux.HandleFunc("GET /{file...}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, r.PathValue("file")) })
 	return securityHeaders(s.countRefusals(mux))
