@@ -62,8 +62,8 @@ func (ts *testServer) upload(t *testing.T, u fileUploadReq) (int, filePayload, e
 	var e errorPayload
 	if resp.StatusCode == http.StatusCreated {
 		err = json.Unmarshal(raw, &p)
-	} else {
-		err = json.Unmarshal(raw, &e)
+	} else if json.Unmarshal(raw, &e) != nil {
+		e.Text = string(raw) // A proxy's own answer.
 	}
 	if err != nil {
 		t.Fatalf("upload answered %d with %q, not JSON", resp.StatusCode, raw)

@@ -99,6 +99,7 @@ func startHAProxy(t *testing.T, nodes []string) (*haproxyProcess, string) {
 	t.Helper()
 	bin := lbTool(t, "haproxy")
 	cfg := readmeBlock(t, "haproxy")
+	cfg = withFileRoutes(cfg) // until README.md routes file paths to their room
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
