@@ -47,6 +47,7 @@ const (
 	headerFileName    = "File-Name"
 	headerFileMeta    = "File-Meta"
 	headerClientID    = "Client-Id"
+	headerImageSize   = "Image-Size" // optional, "<width>x<height>": the page reserves the space
 )
 
 // fileChunk is the size of the pieces an upload is read into: the most
@@ -127,6 +128,8 @@ type fileUpload struct {
 	typ      string // plain rooms
 	sealed   string // encrypted rooms
 	clientID string
+	width    int // of an image, when the page said; plain rooms
+	height   int
 }
 
 // uploadHandler answers POST /r/{room}/files: it checks the request, reads
@@ -222,6 +225,11 @@ func (s *server) describeUpload(r *http.Request, name string) (*room, fileUpload
 	if up.typ = mediaType(r.Header.Get("Content-Type")); up.typ == "" {
 		return bad("Content-Type must be a media type such as image/png")
 	}
+	if size := r.Header.Get(headerImageSize); size != "" {
+		if up.width, up.height = imageSize(size); up.width == 0 {
+			return bad("Image-Size must be <width>x<height>, each 1 to 65535")
+		}
+	}
 	return rm, up, 0, "", ""
 }
 
@@ -238,6 +246,17 @@ func mediaType(ct string) string {
 		return ""
 	}
 	return t
+}
+
+// imageSize reads "640x480"; zeros when it is not within 1..65535 each.
+func imageSize(s string) (w, h int) {
+	ws, hs, _ := strings.Cut(s, "x")
+	w, err1 := strconv.Atoi(ws)
+	h, err2 := strconv.Atoi(hs)
+	if err1 != nil || err2 != nil || w < 1 || h < 1 || w > 65535 || h > 65535 {
+		return 0, 0
+	}
+	return w, h
 }
 
 // uploader returns the member whose upload token is token, or nil.
@@ -455,7 +474,7 @@ func (s *server) publishFile(rm *room, up fileUpload, f *storedFile) (p filePayl
 	s.files.count.Add(1)
 	rm.lastID++
 	p = filePayload{ID: rm.lastID, Username: up.member.name, File: f.id, Size: f.size, Type: up.typ, Name: up.name,
-		Sealed: up.sealed, TS: nowMillis(), ClientID: up.clientID}
+		Sealed: up.sealed, Width: up.width, Height: up.height, TS: nowMillis(), ClientID: up.clientID}
 	frame := encodeFrame(typeFile, p)
 	rm.lastActive.Store(s.history.activity.Add(1))
 	s.history.add(rm.rememberLocked(frame, s.cfg.HistorySize, int(s.cfg.HistoryBytes)))

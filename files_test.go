@@ -150,12 +150,13 @@ func TestFileRoundTrip(t *testing.T) {
 	alice.waitForCount(2)
 	data := randomFile(3<<20 + 12345)
 	name := "Zoë's «holiday» photo.png"
-	status, p, e := ts.upload(t, fileUploadReq{room: "photos", token: token, name: name, typ: "image/PNG; q=1", clientID: "c-1", body: data})
+	status, p, e := ts.upload(t, fileUploadReq{room: "photos", token: token, name: name, typ: "image/PNG; q=1", clientID: "c-1", body: data,
+		header: http.Header{headerImageSize: {"640x480"}}})
 	if status != http.StatusCreated {
 		t.Fatalf("upload: %d %+v", status, e)
 	}
 	got := skipUntil[filePayload](bob, typeFile)
-	want := filePayload{ID: p.ID, Username: "alice", File: p.File, Size: int64(len(data)), Type: "image/png", Name: name, TS: got.TS, ClientID: "c-1"}
+	want := filePayload{ID: p.ID, Username: "alice", File: p.File, Size: int64(len(data)), Type: "image/png", Name: name, Width: 640, Height: 480, TS: got.TS, ClientID: "c-1"}
 	if got != want || p != want {
 		t.Fatalf("bob got %+v, the uploader %+v; want %+v", got, p, want)
 	}
@@ -241,6 +242,7 @@ func TestFileUploadRefusals(t *testing.T) {
 		{"a name that is too long", fileUploadReq{room: "mine", token: token, name: strings.Repeat("a", 256), typ: "text/plain"}, 400, codeBadFile},
 		{"no media type", fileUploadReq{room: "mine", token: token, name: "a.txt"}, 400, codeBadFile},
 		{"a bad media type", fileUploadReq{room: "mine", token: token, name: "a.txt", typ: "text"}, 400, codeBadFile},
+		{"a bad image size", fileUploadReq{room: "mine", token: token, name: "a.png", typ: "image/png", header: http.Header{headerImageSize: {"0x10"}}}, 400, codeBadFile},
 		{"a bad client id", fileUploadReq{room: "mine", token: token, name: "a.txt", typ: "text/plain", clientID: "a b"}, 400, codeBadFile},
 		{"a plain name in an encrypted room", fileUploadReq{room: created.Room, token: sealedToken, name: "a.txt", typ: "text/plain"}, 400, codeBadFile},
 		{"meta that is not sealed", fileUploadReq{room: created.Room, token: sealedToken, meta: "a.txt"}, 400, codeBadFile},
@@ -259,7 +261,7 @@ func TestFileUploadRefusals(t *testing.T) {
 	}
 	var metrics bytes.Buffer
 	ts.srv.metrics.writeTo(&metrics)
-	for _, line := range []string{`hallway_uploads_refused_total{code="not_member"} 3`, `hallway_uploads_refused_total{code="bad_file"} 10`,
+	for _, line := range []string{`hallway_uploads_refused_total{code="not_member"} 3`, `hallway_uploads_refused_total{code="bad_file"} 11`,
 		"hallway_files 0", "hallway_file_bytes 0"} {
 		if !strings.Contains(metrics.String(), line+"\n") {
 			t.Errorf("metrics lack %q:\n%s", line, metrics.String())

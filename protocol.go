@@ -104,8 +104,9 @@ type fileLimits struct {
 
 // filePayload is a file shared in a room, in history like a message: its
 // id is the next message id. File is the unguessable id to fetch with GET
-// /r/{room}/files/{file}. In an ordinary room Type and Name are the
-// uploader's; in an encrypted one both are sealed in Sealed instead.
+// /r/{room}/files/{file}. In an ordinary room Type, Name and an image's
+// Width and Height are the uploader's; in an encrypted one they are all
+// sealed in Sealed instead.
 type filePayload struct {
 	ID       uint64 `json:"id"`
 	Username string `json:"username"`
@@ -114,6 +115,8 @@ type filePayload struct {
 	Type     string `json:"type,omitempty"`
 	Name     string `json:"name,omitempty"`
 	Sealed   string `json:"sealed,omitempty"`
+	Width    int    `json:"width,omitempty"` // of an image, as its uploader measured it
+	Height   int    `json:"height,omitempty"`
 	TS       int64  `json:"ts"`
 	ClientID string `json:"clientId,omitempty"`
 }
