@@ -24,8 +24,9 @@ import (
 )
 
 // contentSecurityPolicy lets pages load only their own scripts, styles and
-// images, talk only to this server, and never be framed.
-const contentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
+// images (and the blob: images the page makes of shared files), talk only
+// to this server, and never be framed.
+const contentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; " +
 	"style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // handler routes every request. Each route is a standard ServeMux pattern.
