@@ -6,12 +6,18 @@ package main
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -332,4 +338,70 @@ func (s *server) storedFileIDs(room string) []string {
 		ids = append(ids, f.id)
 	}
 	return ids
+}
+
+// sealFileAsAnyone seals data in format f1 (docs/files.md) apart from the
+// page's code, so that a test checks the page against the format itself.
+func sealFileAsAnyone(t *testing.T, secret, room string, data []byte) []byte {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	salt := randomBytes(16)
+	key, err1 := hkdf.Key(sha256.New, raw, salt, "file key\n"+room, 32)
+	nonce, err2 := hkdf.Key(sha256.New, raw, salt, "file nonce\n"+room, 12)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	block, _ := aes.NewCipher(key)
+	gcm, _ := cipher.NewGCM(block)
+	const rs = 65536
+	out := binary.BigEndian.AppendUint32(salt, rs)
+	records := max(1, (len(data)+rs-1)/rs)
+	for i := range records {
+		plain := append([]byte(nil), data[i*rs:min(len(data), (i+1)*rs)]...)
+		plain = append(plain, map[bool]byte{true: 2, false: 1}[i == records-1])
+		iv := append([]byte(nil), nonce...)
+		binary.BigEndian.PutUint64(iv[4:], binary.BigEndian.Uint64(iv[4:])^uint64(i))
+		out = gcm.Seal(out, iv, plain, nil)
+	}
+	return out
+}
+
+// An encrypted file sealed by the format's definition, not the page's
+// code, opens in the page; one altered on the way shows so on its card.
+func TestBrowserEncryptedFileFormatAndDamage(t *testing.T) {
+	es := startE2EServer(t, nil)
+	alice, bob := sealedPair(t, es)
+	code := browserEval[string](alice, `document.getElementById('room-code').textContent`)
+	secret := alice.roomKey()
+	eve, w := joinThrough(t, es.URL, code, "Eve")
+	via := &testServer{Server: es.Server}
+	share := func(name string, data, sealed []byte) {
+		t.Helper()
+		meta, _ := json.Marshal(map[string]any{"f": name, "t": "application/octet-stream", "s": base64.RawURLEncoding.EncodeToString(sealed[:16])})
+		status, _, e := via.upload(t, fileUploadReq{room: code, token: w.Files.Token, typ: "application/octet-stream",
+			meta: sealAsAnyone(t, secret, code, "Eve", string(meta)), body: sealed})
+		if status != http.StatusCreated {
+			t.Fatalf("Eve's upload: %d %+v", status, e)
+		}
+	}
+	data := randomFile(150 << 10) // three records
+	share("report.bin", data, sealFileAsAnyone(t, secret, code, data))
+	bob.waitCard("Eve", "report.bin", "BIN")
+	dir := bob.allowDownloads()
+	if got := bob.download(dir, "report.bin"); sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Errorf("Bob downloaded %d bytes, not the %d sealed", len(got), len(data))
+	}
+	damaged := sealFileAsAnyone(t, secret, code, data)
+	damaged = append(damaged[:20+65553], damaged[20+2*65553:]...) // the middle record taken out
+	share("damaged.bin", data, damaged)
+	bob.waitCard("Eve", "damaged.bin", "BIN")
+	browserEval[bool](bob, `(() => { [...document.querySelectorAll('#message-list .file-msg')]
+		.find((li) => li.querySelector('.file-name')?.textContent === 'damaged.bin').querySelector('button.download').click(); return true })()`)
+	bob.waitFor("the damaged file's card to say so", `() => [...document.querySelectorAll('#message-list .file-msg')].some((li) =>
+		li.querySelector('.file-name')?.textContent === 'damaged.bin' && li.querySelector('.file-status').textContent.includes('could not be decrypted'))`)
+	alice.waitCard("Eve", "damaged.bin", "BIN")
+	skipUntil[filePayload](eve, typeFile)
 }
