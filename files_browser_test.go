@@ -218,6 +218,8 @@ func TestBrowserFilesShareByButtonDropAndPaste(t *testing.T) {
 	carol.waitImage("Bob", "image.png", 120, 240)
 	alice.say("all three arrived")
 	bob.waitMessage("Alice", "all three arrived")
+	alice.waitMessage("Alice", "all three arrived")
+	alice.screenshot("files-desktop.png")
 }
 
 func TestBrowserLargeFileShowsProgress(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -36,7 +37,7 @@ func joinThrough(t *testing.T, front, room, name string) (*testClient, welcomePa
 // checks its SHA-256.
 func shareThrough(t *testing.T, front, room, token string, header http.Header, other *testClient, data []byte) {
 	t.Helper()
-	via := &testServer{Server: nodeServer(front)}
+	via := &testServer{Server: &httptest.Server{URL: front}}
 	status, p, e := via.upload(t, fileUploadReq{room: room, token: token, name: "photo.jpg", typ: "image/jpeg", body: data, header: header})
 	if status != http.StatusCreated {
 		t.Fatalf("upload of %d bytes through %s: %d %+v", len(data), front, status, e)
@@ -79,7 +80,7 @@ func TestFilesBehindFlyProxy(t *testing.T) {
 		t.Errorf("proxy: %d forced, %d refused replays; want 1 and 0", f.proxy.forced.Load(), f.proxy.tooLarge.Load())
 	}
 
-	via := &testServer{Server: nodeServer(f.front.URL)}
+	via := &testServer{Server: f.front}
 	status, _, _ := via.upload(t, fileUploadReq{room: room, token: w.Files.Token, name: "big.bin", typ: "application/octet-stream", body: randomFile(2 << 20)})
 	if status != http.StatusBadGateway || f.proxy.tooLarge.Load() != 1 {
 		t.Errorf("a 2 MiB upload without fly-force-instance-id: %d, %d refused replays; want 502 and 1", status, f.proxy.tooLarge.Load())
