@@ -121,6 +121,20 @@ func (s *server) welcomeFiles(c *client) *fileLimits {
 		Token: c.uploadToken, Machine: s.fleet.self}
 }
 
+// uploadRefusal is why an upload is refused: a status and an error code.
+type uploadRefusal struct {
+	status     int
+	code, text string
+}
+
+// errNotMember answers an upload from no current member of the room.
+var errNotMember = &uploadRefusal{http.StatusForbidden, codeNotMember, "only a member of the room, connected now, may upload"}
+
+// badFile refuses an upload whose headers or body are not what they must be.
+func badFile(text string) *uploadRefusal {
+	return &uploadRefusal{http.StatusBadRequest, codeBadFile, text}
+}
+
 // fileUpload is an upload as its headers describe it.
 type fileUpload struct {
 	member   *client
@@ -140,97 +154,104 @@ func (s *server) uploadHandler(w http.ResponseWriter, r *http.Request) {
 		s.refuseUpload(w, http.StatusBadRequest, codeBadRoom, "room names are 1–64 characters of a-z, 0-9, _ and -")
 		return
 	}
-	if s.route(w, r, name) {
+	if s.route(w, r, name) || !s.admitUpload(w, r) {
 		return
 	}
+	rm, up, no := s.describeUpload(r, name)
+	var f *storedFile
+	if no == nil {
+		f, no = s.receiveFile(w, r, rm)
+	}
+	var p filePayload
+	if no == nil {
+		if p, ok = s.publishFile(rm, up, f); !ok {
+			no = errNotMember
+		}
+	}
+	if no != nil {
+		s.refuseUpload(w, no.status, no.code, no.text)
+		return
+	}
+	writeJSON(w, http.StatusCreated, p)
+}
+
+// admitUpload answers, and reports false for, an upload refused before
+// anything about it is looked at: files off, a foreign origin, the per-IP
+// rate, or a Content-Length that is 0 or over the cap.
+func (s *server) admitUpload(w http.ResponseWriter, r *http.Request) bool {
 	if !s.filesEnabled() {
 		s.refuseUpload(w, http.StatusNotFound, codeNotFound, "this server takes no files")
-		return
+		return false
 	}
 	if !s.originAllowed(r) {
 		s.refuseUpload(w, http.StatusForbidden, codeOriginNotAllowed, "this origin may not upload here")
-		return
+		return false
 	}
 	if err := limited(s.uploads, s.clientIP(r), true, "too many uploads from this address; try again later"); err != nil {
 		var overRate *rateLimitedError
 		errors.As(err, &overRate)
 		setRetryAfter(w, overRate.wait)
 		s.refuseUpload(w, http.StatusTooManyRequests, codeRateLimited, err.Error())
-		return
+		return false
 	}
-	if r.ContentLength > int64(s.cfg.FileMaxBytes) {
+	switch {
+	case r.ContentLength > int64(s.cfg.FileMaxBytes):
 		s.refuseTooLarge(w)
-		return
-	}
-	if r.ContentLength == 0 {
+		return false
+	case r.ContentLength == 0:
 		s.refuseUpload(w, http.StatusBadRequest, codeBadFile, "the file is empty")
-		return
+		return false
 	}
-	rm, up, status, code, text := s.describeUpload(r, name)
-	if code != "" {
-		s.refuseUpload(w, status, code, text)
-		return
-	}
-	f, status, code, text := s.receiveFile(w, r, rm)
-	if code != "" {
-		s.refuseUpload(w, status, code, text)
-		return
-	}
-	p, ok := s.publishFile(rm, up, f)
-	if !ok {
-		s.refuseUpload(w, http.StatusForbidden, codeNotMember, "only a member of the room, connected now, may upload")
-		return
-	}
-	writeJSON(w, http.StatusCreated, p)
+	return true
 }
 
 // describeUpload finds the room and the member whose token the request
 // carries, and reads the file's name and media type (or sealed meta). A
 // room that does not exist and a token that is no member's get one answer,
 // so that uploads cannot probe for rooms.
-func (s *server) describeUpload(r *http.Request, name string) (*room, fileUpload, int, string, string) {
-	notMember := func() (*room, fileUpload, int, string, string) {
-		return nil, fileUpload{}, http.StatusForbidden, codeNotMember, "only a member of the room, connected now, may upload"
-	}
-	bad := func(text string) (*room, fileUpload, int, string, string) {
-		return nil, fileUpload{}, http.StatusBadRequest, codeBadFile, text
-	}
+func (s *server) describeUpload(r *http.Request, name string) (*room, fileUpload, *uploadRefusal) {
 	s.mu.Lock()
 	rm := s.rooms[name]
 	s.mu.Unlock()
 	if rm == nil {
-		return notMember()
+		return nil, fileUpload{}, errNotMember
 	}
 	up := fileUpload{member: rm.uploader(r.Header.Get(headerUploadToken)), clientID: r.Header.Get(headerClientID)}
 	if up.member == nil {
-		return notMember()
+		return nil, fileUpload{}, errNotMember
 	}
 	if !validClientID(up.clientID) {
-		return bad("Client-Id must be up to 64 of A-Z a-z 0-9 _ -")
+		return nil, fileUpload{}, badFile("Client-Id must be up to 64 of A-Z a-z 0-9 _ -")
 	}
-	if rm.cipher.E2EE {
+	return rm, up, up.readMeta(r, rm.cipher.E2EE)
+}
+
+// readMeta reads the file's name, media type and image size from the
+// headers, or in an encrypted room its sealed meta.
+func (up *fileUpload) readMeta(r *http.Request, e2ee bool) *uploadRefusal {
+	if e2ee {
 		up.sealed = r.Header.Get(headerFileMeta)
 		body, ok := strings.CutPrefix(up.sealed, sealedPrefix)
 		if !ok || body == "" || !isBase64URL(body) || len(up.sealed) > maxFileMeta || r.Header.Get(headerFileName) != "" {
-			return bad("this room is end-to-end encrypted: send File-Meta (e1. + base64url) and no File-Name")
+			return badFile("this room is end-to-end encrypted: send File-Meta (e1. + base64url) and no File-Name")
 		}
-		return rm, up, 0, "", ""
+		return nil
 	}
 	var err error
 	up.name, err = url.PathUnescape(r.Header.Get(headerFileName))
 	if err != nil || up.name == "" || len(up.name) > maxFileName || !utf8.ValidString(up.name) ||
 		strings.ContainsFunc(up.name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return bad("File-Name must be 1–255 bytes of percent-encoded UTF-8 without control characters")
+		return badFile("File-Name must be 1–255 bytes of percent-encoded UTF-8 without control characters")
 	}
 	if up.typ = mediaType(r.Header.Get("Content-Type")); up.typ == "" {
-		return bad("Content-Type must be a media type such as image/png")
+		return badFile("Content-Type must be a media type such as image/png")
 	}
 	if size := r.Header.Get(headerImageSize); size != "" {
 		if up.width, up.height = imageSize(size); up.width == 0 {
-			return bad("Image-Size must be <width>x<height>, each 1 to 65535")
+			return badFile("Image-Size must be <width>x<height>, each 1 to 65535")
 		}
 	}
-	return rm, up, 0, "", ""
+	return nil
 }
 
 // mediaType reduces a Content-Type to its lower-case type/subtype, or ""
@@ -278,16 +299,16 @@ func (r *room) uploader(token string) *client {
 // reserved in the room's and the server's budgets before it is read; past
 // FILE_MAX_BYTES it stops reading at once. On any failure everything read
 // is given back.
-func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, rm *room) (*storedFile, int, string, string) {
+func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, rm *room) (*storedFile, *uploadRefusal) {
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(s.cfg.FileUploadTimeout))
 	defer rc.SetReadDeadline(time.Time{})
 	body := http.MaxBytesReader(w, r.Body, int64(s.cfg.FileMaxBytes))
 	f := &storedFile{id: base64.RawURLEncoding.EncodeToString(randomBytes(fileIDBytes))}
 	var reserved int64
-	fail := func(status int, code, text string) (*storedFile, int, string, string) {
+	fail := func(status int, code, text string) (*storedFile, *uploadRefusal) {
 		s.unreserveFile(rm, reserved)
-		return nil, status, code, text
+		return nil, &uploadRefusal{status, code, text}
 	}
 	for r.ContentLength < 0 || f.size < r.ContentLength {
 		want := int64(fileChunk)
@@ -333,13 +354,13 @@ func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, rm *room) (
 
 // received ends a complete upload: an empty one is refused, and what was
 // reserved beyond the file's size is given back.
-func (s *server) received(rm *room, f *storedFile, reserved int64) (*storedFile, int, string, string) {
+func (s *server) received(rm *room, f *storedFile, reserved int64) (*storedFile, *uploadRefusal) {
 	if f.size == 0 {
 		s.unreserveFile(rm, reserved)
-		return nil, http.StatusBadRequest, codeBadFile, "the file is empty"
+		return nil, badFile("the file is empty")
 	}
 	s.unreserveFile(rm, reserved-f.size)
-	return f, 0, "", ""
+	return f, nil
 }
 
 // tooLargeText says what the cap is.
