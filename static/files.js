@@ -475,9 +475,9 @@ export function wireFiles(files) {
   const room = $('room');
   const hasFiles = (ev) => Array.from(ev.dataTransfer?.types ?? []).includes('Files');
   room.addEventListener('dragover', (ev) => {
-    if (!hasFiles(ev) || !files.limits) return;
-    ev.preventDefault();
-    room.classList.add('dropping');
+    if (!hasFiles(ev)) return;
+    ev.preventDefault(); // Even where files are off: a drop must not open the file in place of the room.
+    room.classList.toggle('dropping', Boolean(files.limits));
   });
   room.addEventListener('dragleave', (ev) => {
     if (ev.target === room || !room.contains(ev.relatedTarget)) room.classList.remove('dropping');
