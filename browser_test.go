@@ -98,7 +98,10 @@ func startE2EServer(t *testing.T, environ map[string]string) *e2eServer {
 	es.live.Store(es.newBackend())
 	es.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body} // Only the start is recorded; the handler gets it all.
 		fmt.Fprintf(es.requests, "%s %s %v %s\n", r.Method, r.URL, r.Header, body)
 		es.live.Load().handler.ServeHTTP(w, r)
 	}))

@@ -55,7 +55,9 @@ type server struct {
 	static  map[string]staticFile
 	creates *ipLimiter // new rooms per IP, named or created
 	joins   *ipLimiter // WebSocket joins per IP
+	uploads *ipLimiter // file uploads per IP
 	history historyBudget
+	files   fileBudget     // every room's files, against FILE_TOTAL_BYTES
 	fleet   *fleet         // which machine owns each room
 	metrics *serverMetrics // counts for GET /metrics
 
@@ -91,6 +93,8 @@ type room struct {
 	history   [][]byte // encoded chatMessage frames, oldest first
 	histBytes int      // their total length
 	lastID    uint64
+	files     []*storedFile // shared files, oldest first
+	fileBytes int64         // their size, plus what uploads in flight reserved
 	idle      *time.Timer
 	idleGen   int // invalidates a timer that fired while the room was re-entered
 }
@@ -104,6 +108,8 @@ func newServer(cfg config, logger *slog.Logger) *server {
 		static:    loadStatic(),
 		creates:   perMinute(cfg.RoomCreateRate),
 		joins:     perMinute(cfg.JoinRate),
+		uploads:   perMinute(cfg.FileUploadRate),
+		files:     fileBudget{limit: int64(cfg.FileTotalBytes)},
 		history:   historyBudget{limit: int64(cfg.HistoryTotalBytes)},
 		rooms:     make(map[string]*room),
 		perIP:     make(map[string]int),
@@ -305,10 +311,12 @@ func (s *server) join(c *client, requested string, from resumePoint) {
 		r.members = append(r.members, c)
 	}
 	c.rejoin = base64.RawURLEncoding.EncodeToString(randomBytes(rejoinBytes))
+	c.uploadToken = base64.RawURLEncoding.EncodeToString(randomBytes(rejoinBytes))
 	// SEND_BUFFER > HISTORY_SIZE+2 is checked at start-up, so all of this fits.
 	replay, gap := r.replayLocked(from)
 	s.enqueue(c, encodeFrame(typeWelcome, welcomePayload{
 		Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes, roomCipher: r.cipher, Epoch: r.epoch, Gap: gap, Rejoin: c.rejoin,
+		Files: s.welcomeFiles(c),
 	}), false)
 	s.enqueueReplay(c, replay)
 	if !quiet && len(r.members) <= maxListedUsers {
@@ -538,6 +546,7 @@ func (s *server) expire(r *room, gen int) {
 	}
 	s.history.add(-r.histBytes)
 	r.history, r.histBytes = nil, 0
+	s.dropFilesLocked(r)
 	s.log.Debug("room expired", "rooms", len(s.rooms))
 }
 

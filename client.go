@@ -71,6 +71,9 @@ type client struct {
 	// claimed is set while a reconnect that presented rejoin holds a
 	// reservation to take this place; guarded by room.mu.
 	claimed bool
+	// uploadToken is the secret this connection's welcome gave for
+	// uploading files; it is good only while the connection is a member.
+	uploadToken string
 
 	mu          sync.Mutex // guards the queue state below; taken after room.mu
 	queue       [][]byte   // frames waiting for the writer, oldest first

@@ -28,7 +28,11 @@ import (
 //     force_self was asked for, the request goes back to the machine that
 //     replayed it (prefer_self: any machine if that one is gone too), with
 //     fly-replay-failed added; a fallback is never replayed again;
-//   - WebSocket upgrades pass through (httputil.ReverseProxy splices them).
+//   - WebSocket upgrades pass through (httputil.ReverseProxy splices them);
+//   - a request with a body over 1 MB is never replayed: it streams to the
+//     machine picked, and a fly-replay answer to it is an error;
+//   - fly-force-instance-id sends a request to that machine alone, streamed
+//     and never replayed.
 type flyProxy struct {
 	mu       sync.Mutex
 	machines map[string]*url.URL // machines the proxy can reach, by ID
@@ -36,7 +40,16 @@ type flyProxy struct {
 	replays       atomic.Int64 // requests replayed to another machine
 	fallbacks     atomic.Int64 // replays handed back to the sender
 	doubleReplays atomic.Int64 // replayed requests that asked for another replay
+	tooLarge      atomic.Int64 // replays refused because the body was over 1 MB
+	forced        atomic.Int64 // requests sent by fly-force-instance-id
+
+	// first, when set, is the machine every request goes to first, so
+	// that a test knows whether a request will need a replay.
+	first string
 }
+
+// flyReplayMaxBody is the largest body Fly's proxy replays: 1 MB.
+const flyReplayMaxBody = 1_000_000
 
 // errFlyReplay carries a fly-replay header out of ModifyResponse.
 type errFlyReplay struct{ value string }
@@ -73,6 +86,9 @@ func (p *flyProxy) remove(id string) {
 func (p *flyProxy) pick() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.machines[p.first] != nil {
+		return p.first
+	}
 	ids := make([]string, 0, len(p.machines))
 	for id := range p.machines {
 		ids = append(ids, id)
@@ -92,13 +108,22 @@ func (p *flyProxy) target(id string) *url.URL {
 
 // ServeHTTP routes one request the way Fly's proxy does.
 func (p *flyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20)) // Fly replays nothing over 1 MB.
+	if id := r.Header.Get("Fly-Force-Instance-Id"); id != "" {
+		p.forced.Add(1)
+		p.stream(w, r, nil, id)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, flyReplayMaxBody+1))
 	if err != nil {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
+	if len(body) > flyReplayMaxBody {
+		p.stream(w, r, body, p.pick())
+		return
+	}
 	first := p.pick()
-	replay, err := p.forward(w, r, body, first, nil)
+	replay, err := p.forward(w, r, bytes.NewReader(body), int64(len(body)), first, nil)
 	if replay == "" {
 		if err != nil {
 			http.Error(w, "proxy: "+err.Error(), http.StatusBadGateway)
@@ -108,7 +133,7 @@ func (p *flyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fields := parseFlyReplay(replay)
 	p.replays.Add(1)
 	src := http.Header{"Fly-Replay-Src": {"instance=" + first + ";region=tst;t=" + strconv.FormatInt(time.Now().UnixMicro(), 10)}}
-	again, err := p.forward(w, r, body, fields["instance"], src)
+	again, err := p.forward(w, r, bytes.NewReader(body), int64(len(body)), fields["instance"], src)
 	switch {
 	case again != "":
 		p.doubleReplays.Add(1)
@@ -121,6 +146,22 @@ func (p *flyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// stream sends r to machine id without buffering its body (head is what
+// was read of it already) and without any replay: a fly-replay answer is an
+// error, as it is on Fly for a body too large to replay or a forced
+// instance.
+func (p *flyProxy) stream(w http.ResponseWriter, r *http.Request, head []byte, id string) {
+	body := io.MultiReader(bytes.NewReader(head), r.Body)
+	replay, err := p.forward(w, r, body, r.ContentLength, id, nil)
+	switch {
+	case replay != "":
+		p.tooLarge.Add(1)
+		http.Error(w, "proxy: cannot replay a request over 1 MB or for a forced instance", http.StatusBadGateway)
+	case err != nil:
+		http.Error(w, "proxy: "+err.Error(), http.StatusBadGateway)
+	}
+}
+
 // fallback hands a failed replay back to the machine that sent it.
 func (p *flyProxy) fallback(w http.ResponseWriter, r *http.Request, body []byte, sender string, fields map[string]string) {
 	p.fallbacks.Add(1)
@@ -129,7 +170,7 @@ func (p *flyProxy) fallback(w http.ResponseWriter, r *http.Request, body []byte,
 		back = p.pick()
 	}
 	failed := http.Header{"Fly-Replay-Failed": {"instance=" + fields["instance"] + ";reason=unreachable"}}
-	replay, err := p.forward(w, r, body, back, failed)
+	replay, err := p.forward(w, r, bytes.NewReader(body), int64(len(body)), back, failed)
 	if replay != "" {
 		p.doubleReplays.Add(1)
 		http.Error(w, "proxy: a fallback request asked for another replay", http.StatusBadGateway)
@@ -141,7 +182,7 @@ func (p *flyProxy) fallback(w http.ResponseWriter, r *http.Request, body []byte,
 // forward sends r to machine id with extra headers. It writes the response
 // and returns "", nil; or writes nothing and returns the fly-replay value the
 // machine answered with, or the error that kept the request from it.
-func (p *flyProxy) forward(w http.ResponseWriter, r *http.Request, body []byte, id string, extra http.Header) (replay string, err error) {
+func (p *flyProxy) forward(w http.ResponseWriter, r *http.Request, body io.Reader, length int64, id string, extra http.Header) (replay string, err error) {
 	target := p.target(id)
 	if target == nil {
 		return "", errMachineGone
@@ -154,8 +195,8 @@ func (p *flyProxy) forward(w http.ResponseWriter, r *http.Request, body []byte, 
 			for k, v := range extra {
 				pr.Out.Header[k] = v
 			}
-			if len(body) > 0 {
-				pr.Out.Body, pr.Out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+			if length != 0 {
+				pr.Out.Body, pr.Out.ContentLength = io.NopCloser(body), length
 			} else {
 				pr.Out.Body, pr.Out.ContentLength = http.NoBody, 0 // Retried on a stale keep-alive.
 			}

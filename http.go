@@ -28,9 +28,9 @@ import (
 )
 
 // contentSecurityPolicy lets pages load only their own scripts, styles and
-// images, talk only to this server ('self' covers its ws: and wss:), and
-// never be framed.
-const contentSecurityPolicy = "default-src 'self'; connect-src 'self'; img-src 'self' data:; " +
+// images (and the blob: images the page makes of shared files), talk only
+// to this server ('self' covers its ws: and wss:), and never be framed.
+const contentSecurityPolicy = "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; " +
 	"style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // hsts keeps browsers on HTTPS for a year once they met it here. It is
@@ -45,6 +45,8 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("OPTIONS /api/", s.preflightHandler)
 	mux.HandleFunc("GET /ws/{room}", s.subscribeHandler)
 	mux.HandleFunc("GET /r/{room}", s.roomPageHandler)
+	mux.HandleFunc("POST /r/{room}/files", s.uploadHandler)
+	mux.HandleFunc("GET /r/{room}/files/{id}", s.downloadHandler)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, "index.html") })
 	mux.HandleFunc("GET /{file...}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, r.PathValue("file")) })
 	return securityHeaders(s.countRefusals(mux))

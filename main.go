@@ -102,6 +102,21 @@ type config struct {
 	// IdleExit ends the process after this long with no rooms and no
 	// connections, so a platform can stop the machine. Defaults to 0 (never).
 	IdleExit time.Duration `env:"IDLE_EXIT" envDefault:"0s" help:"exit after this long with no rooms or connections; 0 never exits"`
+	// FileMaxBytes caps one shared file. Defaults to 10MiB (less when the
+	// room budget is smaller); 0 turns file sharing off.
+	FileMaxBytes byteSize `env:"FILE_MAX_BYTES" help:"largest file one may share in a room; default 10MiB, 0 turns files off"`
+	// FileRoomBytes caps the files one room holds. Defaults to 64MiB, at
+	// most FILE_TOTAL_BYTES.
+	FileRoomBytes byteSize `env:"FILE_ROOM_BYTES" help:"most bytes of files one room holds; the oldest give way; default 64MiB"`
+	// FileTotalBytes caps the files of all rooms together. Defaults to half
+	// of MEMORY_LIMIT, at most 256MiB; 256MiB without a limit.
+	FileTotalBytes byteSize `env:"FILE_TOTAL_BYTES" help:"most bytes of files across all rooms; default half of MEMORY_LIMIT, at most 256MiB"`
+	// FileUploadRate is how many files one IP address may upload per
+	// minute. Defaults to 20; 0 disables the limit.
+	FileUploadRate float64 `env:"FILE_UPLOAD_RATE" envDefault:"20" help:"files one client IP may upload per minute; 0 disables the limit"`
+	// FileUploadTimeout bounds the reading of one upload's body, and the
+	// writing of one download. Defaults to 2m.
+	FileUploadTimeout time.Duration `env:"FILE_UPLOAD_TIMEOUT" envDefault:"2m" help:"time allowed to send one file's body, or to receive one download"`
 	// MetricsAddr is where GET /metrics is served, apart from the public
 	// port, e.g. 127.0.0.1:9091. Defaults to empty: no metrics served.
 	MetricsAddr string `env:"METRICS_ADDR" help:"host:port serving GET /metrics apart from PORT; empty serves none"`
@@ -110,13 +125,14 @@ type config struct {
 // loadConfig reads the configuration from environ (os.Environ when nil) and
 // checks it; an error names the variable that is wrong.
 func loadConfig(environ map[string]string) (config, error) {
-	var cfg config
+	cfg := config{FileMaxBytes: -1} // -1 until FILE_MAX_BYTES is read: unset
 	opts := env.Options{Environment: environ}
 	if err := env.ParseWithOptions(&cfg, opts); err != nil {
 		return cfg, explainEnvError(err)
 	}
 	cfg.Environment = strings.ToLower(strings.TrimSpace(cfg.Environment))
 	cfg.resolveMemory(runtimeMemoryLimit(), cgroupMemoryLimit())
+	cfg.resolveFiles()
 	return cfg, cfg.validate()
 }
 
@@ -175,6 +191,7 @@ func (c config) validate() error {
 		"%v must hold one message of MAX_MESSAGE_BYTES (%d bytes encoded)", c.HistoryBytes, maxFrameBytes(c.MaxMessageBytes))
 	check(c.HistoryTotalBytes >= c.HistoryBytes, "HISTORY_TOTAL_BYTES",
 		"%v must be at least HISTORY_BYTES (%v)", c.HistoryTotalBytes, c.HistoryBytes)
+	errs = append(errs, c.validateFiles()...)
 	check(c.MemoryLimit == 0 || c.MemoryLimit >= 16<<20, "MEMORY_LIMIT", "%v is below 16MiB", c.MemoryLimit)
 	check(c.PingInterval > 0, "PING_INTERVAL", "%v must be positive", c.PingInterval)
 	check(c.WriteTimeout > 0, "WRITE_TIMEOUT", "%v must be positive", c.WriteTimeout)

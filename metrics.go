@@ -37,6 +37,7 @@ type serverMetrics struct {
 	replays    atomic.Uint64
 	cutOffs    map[string]*atomic.Uint64 // by close reason; read-only after start
 	refusals   map[string]*atomic.Uint64 // by error code; read-only after start
+	uploadsNo  map[string]*atomic.Uint64 // uploads refused, by error code; read-only after start
 }
 
 // cutOffLabels names each close reason a member can be cut off with.
@@ -58,17 +59,28 @@ const reasonTooBig = "frame too big"
 var refusalCodes = []string{
 	codeRateLimited, codeTooManyConns, codeMessageTooLong, codeNotEncrypted, codeBadMessage, codeBadRoom, codeBadUsername,
 	codeBadRequest, codeOriginNotAllowed, codeRoomFull, codeServerFull, codeShuttingDown,
-	codeUpgradeRequired, codeNotFound, codeRoomMoving, "other",
+	codeUpgradeRequired, codeNotFound, codeRoomMoving, codeFileTooLarge, codeNotMember, codeBadFile,
+	codeUploadTimeout, codeStorageFull, codeFileGone, "other",
+}
+
+// uploadRefusalCodes are the reasons an upload is refused, as counted.
+var uploadRefusalCodes = []string{
+	codeFileTooLarge, codeNotMember, codeBadFile, codeUploadTimeout, codeStorageFull, codeRateLimited,
+	codeBadRoom, codeOriginNotAllowed, codeNotFound, "other",
 }
 
 // newServerMetrics makes every series of s, at zero, so a scrape shows them
 // all from the start.
 func newServerMetrics(s *server) *serverMetrics {
 	m := &serverMetrics{
-		s:        s,
-		build:    buildInfoLabels(),
-		cutOffs:  make(map[string]*atomic.Uint64),
-		refusals: make(map[string]*atomic.Uint64),
+		s:         s,
+		build:     buildInfoLabels(),
+		cutOffs:   make(map[string]*atomic.Uint64),
+		refusals:  make(map[string]*atomic.Uint64),
+		uploadsNo: make(map[string]*atomic.Uint64),
+	}
+	for _, code := range uploadRefusalCodes {
+		m.uploadsNo[code] = new(atomic.Uint64)
 	}
 	for reason := range cutOffLabels {
 		m.cutOffs[reason] = new(atomic.Uint64)
@@ -115,6 +127,14 @@ func (m *serverMetrics) writeTo(w io.Writer) {
 	for _, code := range refusalCodes {
 		fmt.Fprintf(b, "hallway_refusals_total{code=%q} %d\n", code, m.refusals[code].Load())
 	}
+	family("hallway_files", "gauge", "Files held in rooms now.")
+	fmt.Fprintf(b, "hallway_files %d\n", m.s.files.count.Load())
+	family("hallway_file_bytes", "gauge", "Bytes of files held in rooms now.")
+	fmt.Fprintf(b, "hallway_file_bytes %d\n", m.s.files.held.Load())
+	family("hallway_uploads_refused_total", "counter", "File uploads refused, by error code.")
+	for _, code := range uploadRefusalCodes {
+		fmt.Fprintf(b, "hallway_uploads_refused_total{code=%q} %d\n", code, m.uploadsNo[code].Load())
+	}
 	family("hallway_replays_total", "counter", "Requests sent to the machine that owns their room.")
 	fmt.Fprintf(b, "hallway_replays_total %d\n", m.replays.Load())
 	family("hallway_build_info", "gauge", "Always 1; the labels say which build this is.")
@@ -146,6 +166,15 @@ func (m *serverMetrics) refused(code string) {
 	c := m.refusals[code]
 	if c == nil {
 		c = m.refusals["other"]
+	}
+	c.Add(1)
+}
+
+// uploadRefused counts one refused upload with its error code.
+func (m *serverMetrics) uploadRefused(code string) {
+	c := m.uploadsNo[code]
+	if c == nil {
+		c = m.uploadsNo["other"]
 	}
 	c.Add(1)
 }

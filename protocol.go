@@ -24,6 +24,7 @@ const (
 	typePing        = "ping"   // client → server: are you there?
 	typePong        = "pong"   // server → that client alone: yes
 	typeTyping      = "typing" // both ways; see typingPayload
+	typeFile        = "file"   // server → clients: a file shared; see filePayload
 )
 
 // Error codes carried by error frames and HTTP error bodies. They are stable:
@@ -86,6 +87,38 @@ type welcomePayload struct {
 	// ?rejoin=<it> while the server still holds this connection (its
 	// network died unnoticed) takes its place and its name.
 	Rejoin string `json:"rejoin,omitempty"`
+	// Files says how to share files here; absent when the server takes none.
+	Files *fileLimits `json:"files,omitempty"`
+}
+
+// fileLimits is what a welcome says of files: the largest one, what one
+// room holds, this connection's upload token (the Upload-Token header of
+// POST /r/{room}/files, good while this connection lasts) and, on Fly.io,
+// the machine uploads must name in fly-force-instance-id.
+type fileLimits struct {
+	MaxBytes  int64  `json:"maxBytes"`
+	RoomBytes int64  `json:"roomBytes"`
+	Token     string `json:"token"`
+	Machine   string `json:"machine,omitempty"`
+}
+
+// filePayload is a file shared in a room, in history like a message: its
+// id is the next message id. File is the unguessable id to fetch with GET
+// /r/{room}/files/{file}. In an ordinary room Type, Name and an image's
+// Width and Height are the uploader's; in an encrypted one they are all
+// sealed in Sealed instead.
+type filePayload struct {
+	ID       uint64 `json:"id"`
+	Username string `json:"username"`
+	File     string `json:"file"`
+	Size     int64  `json:"size"`
+	Type     string `json:"type,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Sealed   string `json:"sealed,omitempty"`
+	Width    int    `json:"width,omitempty"` // of an image, as its uploader measured it
+	Height   int    `json:"height,omitempty"`
+	TS       int64  `json:"ts"`
+	ClientID string `json:"clientId,omitempty"`
 }
 
 // typingPayload is a typing frame. From a client it carries only Active;

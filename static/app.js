@@ -7,6 +7,7 @@ import { MessageList, hue } from './messages.js';
 import { TypingIndicator, TypingSignal } from './typing.js';
 import { Notifier, mentions, supported as canNotify } from './notify.js';
 import { drawQR } from './share.js';
+import { FileShare, wireFiles } from './files.js';
 import {
   RoomSeal, available as canEncrypt, cost as sealedCost, keyFromHash, newRoomSecret, showSeal,
 } from './e2ee.js';
@@ -296,6 +297,9 @@ class RoomView {
       onRetry: (li, text) => this.retry(li, text),
       onUnseen: (n) => { $('jump').hidden = n === 0; },
     });
+    this.files = new FileShare({
+      list: this.list, code: () => this.code, seal: () => this.seal, me: () => this.me, nextClientId,
+    });
     this.typing = new TypingIndicator($('typing'));
     this.signal = new TypingSignal((active) => Boolean(this.conn?.send('typing', { active })));
   }
@@ -308,6 +312,7 @@ class RoomView {
     this.replaying = true; // the first join's history: old news, never notified
     this.maxBytes = defaultMaxBytes;
     this.list.clear();
+    this.files.clear();
     this.typing.clear();
     this.setUsers([]);
     this.hideBanner();
@@ -365,6 +370,7 @@ class RoomView {
     switch (type) {
       case 'welcome': return this.welcome(p, info);
       case 'chatMessage': return this.chat(p);
+      case 'file': return this.files.receive(p);
       case 'system': return this.list.addSystem(String(p.text ?? ''), p.ts);
       case 'userCount':
         this.replaying = false;
@@ -383,6 +389,7 @@ class RoomView {
     this.seal.welcome(p);
     this.sealChanged();
     if (Number(p.maxMessageBytes) > 0) this.maxBytes = Number(p.maxMessageBytes);
+    this.files.welcome(p.files);
     $('me-name').textContent = this.me;
     this.welcomes++;
     if (this.welcomes === 1) {
@@ -717,6 +724,7 @@ function wire() {
   });
 
   $('copy-link').addEventListener('click', () => room.copyLink());
+  wireFiles(room.files);
   $('notify-on').addEventListener('change', toggleNotify);
   $('notify-text').addEventListener('change', () => notifier.setShowText($('notify-text').checked));
   if (canNotify()) {

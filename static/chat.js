@@ -199,7 +199,7 @@ export class RoomConnection {
       this.welcomedAt = Date.now();
       this.quietUntil = 0;
       this.setState({ state: 'open' });
-    } else if (env.type === 'chatMessage' && Number.isSafeInteger(payload.id) && payload.id > this.lastId) {
+    } else if ((env.type === 'chatMessage' || env.type === 'file') && Number.isSafeInteger(payload.id) && payload.id > this.lastId) {
       this.lastId = payload.id;
     } else if (env.type === 'pong') {
       return; // It has done its work by arriving.

@@ -217,3 +217,113 @@ export class RoomCipher {
 export function cost(text) {
   return jsonBytes(text) - 2;
 }
+
+// ---- Files --------------------------------------------------------------
+//
+// A file in an encrypted room (format f1, after RFC 8188's aes128gcm, with
+// AES-256-GCM):
+//   header   salt (16 random bytes, fresh per file) ‖ record size rs (uint32,
+//            big-endian: plaintext bytes per record, 65536)
+//   keys     HKDF-SHA256(secret, salt, info "file key\n" + room) → AES-256-GCM
+//            key; HKDF-SHA256(secret, salt, info "file nonce\n" + room) → 12 bytes
+//   records  AES-GCM(plaintext piece ‖ delimiter) with nonce = nonce base XOR
+//            the record's number (big-endian, from 0); every piece but the
+//            last is rs bytes; the delimiter is 1, or 2 on the last record
+// A record that is altered, moved or dropped fails its tag or its delimiter,
+// so a damaged file never decrypts in part. The name and the media type are
+// sealed apart, as a message ({"f": name, "t": type, "s": salt, "w", "h"}),
+// and the salt in it ties them to this file's bytes.
+
+// fileSaltLength is the size of a file's salt; fileHeaderLength its header.
+const fileSaltLength = 16;
+const fileHeaderLength = fileSaltLength + 4;
+// fileRecordSize is the plaintext bytes in each record but the last.
+export const fileRecordSize = 65536;
+// maxFileRecordSize bounds the record size a header may declare.
+const maxFileRecordSize = 1 << 20;
+
+// fileKeys derives a file's AES key and nonce base.
+async function fileKeys(secret, room, salt) {
+  const base = await importSecret(secret);
+  const info = (label) => ({ name: 'HKDF', hash: 'SHA-256', salt, info: encoder.encode(`${label}\n${room}`) });
+  const key = await crypto.subtle.deriveKey(info('file key'), base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+  const nonce = new Uint8Array(await crypto.subtle.deriveBits(info('file nonce'), base, ivLength * 8));
+  return { key, nonce };
+}
+
+// recordNonce is the nonce base XOR the record number i.
+function recordNonce(base, i) {
+  const iv = base.slice();
+  for (let k = ivLength - 1, n = i; k >= ivLength - 6 && n > 0; k--, n = Math.floor(n / 256)) iv[k] ^= n % 256;
+  return iv;
+}
+
+// sealedFileSize is the size on the wire of a file of n bytes.
+export function sealedFileSize(n, rs = fileRecordSize) {
+  const records = Math.max(1, Math.ceil(n / rs));
+  return fileHeaderLength + n + records * (1 + tagLength);
+}
+
+// newFileSalt returns a fresh salt for one file.
+export function newFileSalt() {
+  return randomBytes(fileSaltLength);
+}
+
+// sealFile encrypts bytes (a Uint8Array) into format f1 under salt.
+export async function sealFile(secret, room, salt, bytes, rs = fileRecordSize) {
+  const { key, nonce } = await fileKeys(secret, room, salt);
+  const out = new Uint8Array(sealedFileSize(bytes.length, rs));
+  out.set(salt);
+  new DataView(out.buffer).setUint32(fileSaltLength, rs);
+  const records = Math.max(1, Math.ceil(bytes.length / rs));
+  let at = fileHeaderLength;
+  for (let i = 0; i < records; i++) {
+    const piece = bytes.subarray(i * rs, Math.min(bytes.length, (i + 1) * rs));
+    const plain = new Uint8Array(piece.length + 1);
+    plain.set(piece);
+    plain[piece.length] = i === records - 1 ? 2 : 1;
+    const ct = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv: recordNonce(nonce, i) }, key, plain));
+    out.set(ct, at);
+    at += ct.length;
+  }
+  return out;
+}
+
+// fileSalt reads the salt of a file in format f1.
+export function fileSalt(sealed) {
+  if (sealed.length < fileHeaderLength + 1 + tagLength) throw new CryptoError('malformed', 'too short for a file');
+  return sealed.slice(0, fileSaltLength);
+}
+
+// openFile decrypts a file in format f1 and returns its bytes, or throws a
+// CryptoError: "malformed", or "undecryptable" when it was altered,
+// reordered or cut short, or is another key's.
+export async function openFile(secret, room, sealed) {
+  const salt = fileSalt(sealed);
+  const rs = new DataView(sealed.buffer, sealed.byteOffset).getUint32(fileSaltLength);
+  if (rs < 1 || rs > maxFileRecordSize) throw new CryptoError('malformed', 'not a record size');
+  const { key, nonce } = await fileKeys(secret, room, salt);
+  const body = sealed.subarray(fileHeaderLength);
+  const full = rs + 1 + tagLength;
+  const out = new Uint8Array(Math.max(0, body.length - Math.ceil(body.length / full) * (1 + tagLength)));
+  let at = 0;
+  for (let i = 0, off = 0; off < body.length; i++) {
+    const record = body.subarray(off, Math.min(body.length, off + full));
+    off += record.length;
+    let plain;
+    try {
+      plain = new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: recordNonce(nonce, i) }, key, record));
+    } catch {
+      throw new CryptoError('undecryptable', 'another key, or the file was altered');
+    }
+    const last = off === body.length;
+    const delimiter = plain[plain.length - 1];
+    if (plain.length === 0 || delimiter !== (last ? 2 : 1) || (!last && plain.length !== rs + 1)) {
+      throw new CryptoError('undecryptable', 'the file was cut short or its records moved');
+    }
+    out.set(plain.subarray(0, plain.length - 1), at);
+    at += plain.length - 1;
+  }
+  if (body.length === 0) throw new CryptoError('malformed', 'no records');
+  return out.subarray(0, at);
+}

@@ -128,6 +128,39 @@ export class MessageList {
     return 'new';
   }
 
+  // addFile shows a file message whose body files.js built, and returns
+  // its <li>, or null for one already shown. label is its text for screen
+  // readers, in place of a message's.
+  addFile(p, body, label) {
+    const key = `${p.id}:${p.ts}`;
+    if (this.seen.has(key)) return null;
+    this.seen.add(key);
+    const li = this.messageElement(p.username, '', p.ts, this.hooks.isMe(p.username));
+    li.dataset.id = String(p.id);
+    li.classList.add('file-msg');
+    this.fileBody(li, body, label);
+    this.insert(li, this.firstPending());
+    return li;
+  }
+
+  // addPendingFile shows an upload of ours under way, below the rest.
+  addPendingFile(body, label) {
+    const li = this.messageElement(this.hooks.me(), '', Date.now(), true);
+    li.classList.add('file-msg', 'pending');
+    this.fileBody(li, body, label);
+    this.insert(li, null, true);
+    return li;
+  }
+
+  // fileBody puts a file's body in li after its text, which only screen
+  // readers see.
+  fileBody(li, body, label) {
+    const text = li.querySelector('.text');
+    text.className = 'text sr-only';
+    text.textContent = label;
+    text.after(body);
+  }
+
   // addPending shows a message we just sent as pending; a queued one was
   // written while offline and waits for the connection.
   addPending(clientId, text, queued = false) {

@@ -22,6 +22,20 @@ type welcomePayload struct {
 	Username        string `json:"username"`
 	Room            string `json:"room"`
 	MaxMessageBytes int    `json:"maxMessageBytes"`
+	Files           *struct {
+		MaxBytes int64  `json:"maxBytes"`
+		Token    string `json:"token"`
+	} `json:"files"`
+}
+
+// filePayload is a shared file as members hear of it.
+type filePayload struct {
+	ID       uint64 `json:"id"`
+	Username string `json:"username"`
+	File     string `json:"file"`
+	Size     int64  `json:"size"`
+	Type     string `json:"type,omitempty"`
+	Name     string `json:"name,omitempty"`
 }
 
 // chatMessagePayload is one message as members receive it.
@@ -46,10 +60,17 @@ type inboundMessage struct {
 	ClientID string `json:"clientId"`
 }
 
+// Headers of an upload, POST /r/{room}/files.
+const (
+	headerUploadToken = "Upload-Token"
+	headerFileName    = "File-Name"
+)
+
 // Frame types, error codes and close reasons the tests look for.
 const (
 	typeWelcome     = "welcome"
 	typeChatMessage = "chatMessage"
+	typeFile        = "file"
 	codeRoomFull    = "room_full"
 	reasonAbuse     = "too many rejected frames"
 )

@@ -175,3 +175,98 @@ test('plaintextRoom is exactly what fits in maxBytes on the wire', async () => {
   assert.equal(c.cost('a\nb'), 4);
   assert.equal(c.cost('é'), 2);
 });
+
+// fileBytes returns n bytes of a repeating pattern with a marker at the start.
+function fileBytes(n) {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + 7) & 0xff;
+  return b;
+}
+
+// sealedCopy seals bytes in small records, so that a test has many.
+async function sealedCopy(secret, bytes, rs = 1000) {
+  return c.sealFile(secret, room, c.newFileSalt(), bytes, rs);
+}
+
+test('a file round trips in records, whatever its length', async () => {
+  const secret = c.newSecret();
+  for (const n of [0, 1, 999, 1000, 1001, 5000, 70000]) {
+    const bytes = fileBytes(n);
+    for (const rs of [1000, c.fileRecordSize]) {
+      const sealed = await c.sealFile(secret, room, c.newFileSalt(), bytes, rs);
+      assert.equal(sealed.length, c.sealedFileSize(n, rs), `size of ${n} bytes in records of ${rs}`);
+      assert.deepEqual(await c.openFile(secret, room, sealed), bytes, `${n} bytes in records of ${rs}`);
+    }
+  }
+  const canary = new TextEncoder().encode('CANARY-in-the-file '.repeat(100));
+  const sealed = await sealedCopy(secret, canary);
+  assert.ok(!Buffer.from(sealed).toString('latin1').includes('CANARY'), 'the plaintext shows through');
+});
+
+test('every file gets a fresh salt, so the same bytes seal differently', async () => {
+  const secret = c.newSecret();
+  const a = await sealedCopy(secret, fileBytes(3000));
+  const b = await sealedCopy(secret, fileBytes(3000));
+  assert.notDeepEqual(c.fileSalt(a), c.fileSalt(b));
+  assert.notDeepEqual(a.subarray(20), b.subarray(20));
+});
+
+test('a truncated file fails, at a record boundary or inside a record', async () => {
+  const secret = c.newSecret();
+  const sealed = await sealedCopy(secret, fileBytes(3500)); // records of 1000: 3 full and a last
+  const full = 1000 + 17;
+  for (const cut of [20 + full, 20 + 2 * full, 20 + 3 * full, sealed.length - 1, sealed.length - 17, 40]) {
+    await rejects(c.openFile(secret, room, sealed.slice(0, cut)), 'undecryptable', `cut at ${cut}`);
+  }
+  for (const cut of [20, 21, 36]) {
+    await rejects(c.openFile(secret, room, sealed.slice(0, cut)), 'malformed', `cut at ${cut}, shorter than one record`);
+  }
+  // A file of exactly whole records: dropping its last record leaves a
+  // record whose delimiter says it is not the last.
+  const whole = await sealedCopy(secret, fileBytes(3000));
+  await rejects(c.openFile(secret, room, whole.slice(0, 20 + 2 * full)), 'undecryptable', 'last whole record dropped');
+});
+
+test('reordered or repeated records fail', async () => {
+  const secret = c.newSecret();
+  const sealed = await sealedCopy(secret, fileBytes(3500));
+  const full = 1000 + 17;
+  const rec = (i) => sealed.slice(20 + i * full, Math.min(sealed.length, 20 + (i + 1) * full));
+  const join = (...parts) => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  };
+  const header = sealed.slice(0, 20);
+  await rejects(c.openFile(secret, room, join(header, rec(1), rec(0), rec(2), rec(3))), 'undecryptable', 'first two swapped');
+  await rejects(c.openFile(secret, room, join(header, rec(0), rec(0), rec(2), rec(3))), 'undecryptable', 'a record repeated');
+  await rejects(c.openFile(secret, room, join(header, rec(0), rec(1), rec(3))), 'undecryptable', 'a middle record dropped');
+});
+
+test('a flipped bit anywhere fails, and so do another key, room or salt', async () => {
+  const secret = c.newSecret();
+  const sealed = await sealedCopy(secret, fileBytes(2500));
+  for (const i of [0, 15, 20, 500, 20 + 1017, sealed.length - 1]) {
+    const bad = sealed.slice();
+    bad[i] ^= 1;
+    await rejects(c.openFile(secret, room, bad), 'undecryptable', `bit flipped at byte ${i}`);
+  }
+  const badSize = sealed.slice();
+  badSize[19] ^= 1; // the record size
+  await assert.rejects(c.openFile(secret, room, badSize), (err) => err instanceof c.CryptoError, 'record size altered');
+  await rejects(c.openFile(c.newSecret(), room, sealed), 'undecryptable', 'another key');
+  await rejects(c.openFile(secret, 'another-room', sealed), 'undecryptable', 'another room');
+});
+
+test('the file key is not the message key, nor anything made from the room code', async () => {
+  const secret = c.newSecret();
+  const sealed = await sealedCopy(secret, fileBytes(100));
+  // A key made from the room name, padded to 16 characters, opens nothing.
+  const weak = await crypto.subtle.importKey('raw', new TextEncoder().encode(room.padEnd(16, '0').slice(0, 16)), 'AES-GCM', false, ['decrypt']);
+  await assert.rejects(crypto.subtle.decrypt({ name: 'AES-GCM', iv: sealed.slice(20, 32) }, weak, sealed.subarray(20)));
+  const cipher = await c.openRoom(secret, room);
+  const meta = await cipher.seal('Alice', JSON.stringify({ f: 'a.png', t: 'image/png', s: c.encodeBase64url(c.fileSalt(sealed)) }));
+  assert.ok(meta.startsWith('e1.'));
+  await rejects(c.openFile(secret, room, c.decodeBase64url(meta.slice(3))), 'malformed', 'a sealed message is no file');
+});
