@@ -27,10 +27,12 @@ import (
 	"github.com/coder/websocket"
 )
 
-// contentSecurityPolicy lets pages load only their own scripts, styles and
-// images, talk only to this server, and never be framed.
+// contentSecurityPolicy lets pages load only their own scripts, styles,
+// images, service worker and manifest, talk only to this server, and never
+// be framed.
 const contentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
-	"style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	"style-src 'self'; script-src 'self'; worker-src 'self'; manifest-src 'self'; " +
+	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // handler routes every request. Each route is a standard ServeMux pattern.
 func (s *server) handler() http.Handler {
@@ -40,6 +42,8 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("OPTIONS /api/", s.preflightHandler)
 	mux.HandleFunc("GET /ws/{room}", s.subscribeHandler)
 	mux.HandleFunc("GET /r/{room}", s.roomPageHandler)
+	mux.HandleFunc("GET /sw-build.js", s.workerBuildHandler)
+	mux.HandleFunc("GET /manifest.webmanifest", s.manifestHandler)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, "index.html") })
 	mux.HandleFunc("GET /{file...}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, r.PathValue("file")) })
 	return securityHeaders(s.countRefusals(mux))
