@@ -416,11 +416,13 @@ func (u *browserUser) waitJoined() {
 }
 
 // waitMessage waits until a confirmed message from author with text shows.
+// A message keeps the text as written in data-text; what it shows may be
+// formatted (markdown_browser_test.go checks that).
 func (u *browserUser) waitMessage(author, text string) {
 	u.t.Helper()
 	u.waitFor(fmt.Sprintf("message %q from %s", text, author), `(author, text) =>
 		[...document.querySelectorAll('#message-list .msg')].some((li) =>
-			li.dataset.author === author && li.querySelector('.text').textContent === text &&
+			li.dataset.author === author && li.dataset.text === text &&
 			!li.classList.contains('pending') && !li.classList.contains('failed'))`, author, text)
 }
 
@@ -442,11 +444,12 @@ func (u *browserUser) waitPeople(names ...string) {
 	}`, stringsToAny(names)...)
 }
 
-// messages returns "author: text" for every chat message shown, in order.
+// messages returns "author: text" for every chat message shown, in order,
+// with each message's text as written.
 func (u *browserUser) messages() []string {
 	u.t.Helper()
 	return browserEval[[]string](u, `[...document.querySelectorAll('#message-list .msg')]
-		.map((li) => li.dataset.author + ': ' + li.querySelector('.text').textContent)`)
+		.map((li) => li.dataset.author + ': ' + li.dataset.text)`)
 }
 
 // screenshot saves the viewport as a PNG in the artifacts directory.
@@ -687,8 +690,8 @@ func TestBrowserMessagesAreText(t *testing.T) {
 			t.Errorf("%s: markup in a message became page content: %v", u.name, got)
 		}
 		links, _ := got["links"].([]any)
-		if len(links) != 1 || links[0] != "https://example.com/ok?a=1&b= noopener noreferrer _blank" {
-			t.Errorf("%s: links %v, want only the https one, opening with noopener noreferrer", u.name, links)
+		if len(links) != 1 || links[0] != "https://example.com/ok?a=1&b= noopener noreferrer nofollow _blank" {
+			t.Errorf("%s: links %v, want only the https one, opening with noopener noreferrer nofollow", u.name, links)
 		}
 	}
 }

@@ -27,11 +27,13 @@ import (
 	"github.com/coder/websocket"
 )
 
-// contentSecurityPolicy lets pages load only their own scripts, styles and
-// images (and the blob: images the page makes of shared files), talk only
-// to this server ('self' covers its ws: and wss:), and never be framed.
+// contentSecurityPolicy lets pages load only their own scripts, styles,
+// images (and the blob: images the page makes of shared files), service
+// worker and manifest, talk only to this server ('self' covers its ws: and
+// wss:), and never be framed.
 const contentSecurityPolicy = "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; " +
-	"style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	"style-src 'self'; script-src 'self'; worker-src 'self'; manifest-src 'self'; " +
+	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // hsts keeps browsers on HTTPS for a year once they met it here. It is
 // sent only when this server terminates TLS; a proxy in front sets its own.
@@ -47,6 +49,8 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET /r/{room}", s.roomPageHandler)
 	mux.HandleFunc("POST /r/{room}/files", s.uploadHandler)
 	mux.HandleFunc("GET /r/{room}/files/{id}", s.downloadHandler)
+	mux.HandleFunc("GET /sw-build.js", s.workerBuildHandler)
+	mux.HandleFunc("GET /manifest.webmanifest", s.manifestHandler)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, "index.html") })
 	mux.HandleFunc("GET /{file...}", func(w http.ResponseWriter, r *http.Request) { s.serveStatic(w, r, r.PathValue("file")) })
 	return securityHeaders(s.countRefusals(mux))

@@ -407,7 +407,7 @@ class RoomView {
       this.list.addSystem('Some messages may be missing here: the server no longer had them all.', Date.now(), 'warn gap');
     }
     for (const [clientId, li] of this.list.queued()) {
-      const text = li.querySelector('.text').textContent;
+      const text = li.dataset.text;
       if (this.seal.canSeal()) {
         this.transmit(li, clientId, text);
       } else if (!this.seal.encrypted && this.conn.send('chatMessage', { message: text, clientId })) {

@@ -100,6 +100,10 @@ export class RoomConnection {
   // start opens the first connection.
   start() {
     this.closedByUs = false;
+    if (navigator.onLine === false) {
+      this.offline(); // Opened without a network: say so, and wait for it.
+      return;
+    }
     this.connect();
   }
 

@@ -1,6 +1,10 @@
 // messages.js renders the conversation: chat messages, sends that are still
 // pending or that failed, and quiet system lines. Every piece of user text is
-// set with textContent; links are built as elements, never parsed as HTML.
+// set with textContent; formatting and links are built as elements by
+// markdown.js, never parsed as HTML. Each message keeps the text as sent in
+// li.dataset.text, the source for Retry and resends.
+
+import { render as renderText } from './markdown.js';
 
 // groupWindowMs is how close in time two messages by one author must be for
 // the second to drop its name line.
@@ -23,40 +27,6 @@ export function timeElement(ts, now = new Date()) {
   el.title = fullFormat.format(d);
   el.textContent = d.toDateString() === now.toDateString() ? timeFormat.format(d) : dayTimeFormat.format(d);
   return el;
-}
-
-// linkPattern finds http(s) URLs in plain text.
-const linkPattern = /\bhttps?:\/\/[^\s<>"'`]+/gi;
-// trailingPunctuation is not part of a link at the end of a sentence.
-const trailingPunctuation = /[.,;:!?)\]}'"]+$/;
-
-// linkify returns a fragment of text nodes and <a> elements for text. Only
-// http and https links become anchors, and they open with noopener noreferrer.
-export function linkify(text) {
-  const frag = document.createDocumentFragment();
-  let last = 0;
-  for (const m of text.matchAll(linkPattern)) {
-    let raw = m[0];
-    const trail = raw.match(trailingPunctuation);
-    if (trail) raw = raw.slice(0, -trail[0].length);
-    let url;
-    try {
-      url = new URL(raw);
-    } catch {
-      continue;
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
-    frag.append(document.createTextNode(text.slice(last, m.index)));
-    const a = document.createElement('a');
-    a.href = url.href;
-    a.textContent = raw;
-    a.target = '_blank';
-    a.rel = 'noopener noreferrer';
-    frag.append(a);
-    last = m.index + raw.length;
-  }
-  frag.append(document.createTextNode(text.slice(last)));
-  return frag;
 }
 
 // hue picks one of eight colours (CSS classes hue-0 … hue-7) for a name,
@@ -106,7 +76,7 @@ export class MessageList {
       this.confirm(mine, p);
       return 'confirmed';
     }
-    const li = this.messageElement(p.username, p.message, p.ts, this.hooks.isMe(p.username));
+    const li = this.messageElement(p.username, p.message, p.ts, this.hooks.isMe(p.username), p.flag?.kind === 'locked');
     li.dataset.id = String(p.id);
     if (p.mention) {
       li.classList.add('mention');
@@ -241,7 +211,7 @@ export class MessageList {
     retry.type = 'button';
     retry.className = 'link retry';
     retry.textContent = 'Retry';
-    retry.addEventListener('click', () => this.hooks.onRetry(li, li.querySelector('.text').textContent));
+    retry.addEventListener('click', () => this.hooks.onRetry(li, li.dataset.text));
     const discard = document.createElement('button');
     discard.type = 'button';
     discard.className = 'link discard';
@@ -293,10 +263,13 @@ export class MessageList {
     this.insert(li, this.firstPending());
   }
 
-  messageElement(author, text, ts, own) {
+  // messageElement builds a message; a plain one (a notice in place of
+  // text the page could not open) is shown without formatting.
+  messageElement(author, text, ts, own, plain = false) {
     const li = document.createElement('li');
     li.className = own ? 'msg own' : 'msg';
     li.dataset.author = author;
+    li.dataset.text = text;
     li.dataset.ts = String(ts);
     const meta = document.createElement('p');
     meta.className = 'meta';
@@ -304,9 +277,9 @@ export class MessageList {
     who.className = `author hue-${hue(author)}`;
     who.textContent = author;
     meta.append(who, ' ', timeElement(ts));
-    const body = document.createElement('p');
+    const body = document.createElement('div');
     body.className = 'text';
-    body.append(linkify(text));
+    body.append(plain ? text : renderText(text));
     li.append(meta, body);
     return li;
   }

@@ -3,6 +3,8 @@
 // browser, and a notification shows the message text only when a second
 // box says so. It also finds @mentions of a name.
 
+import { showViaWorker } from './pwa.js';
+
 // enabledKey and textKey are where the two choices are remembered.
 const enabledKey = 'hallway.notify';
 const textKey = 'hallway.notifyText';
@@ -80,8 +82,8 @@ export class Notifier {
         n.close();
       };
     } catch {
-      // Some browsers (Chrome on Android) allow notifications only from a
-      // service worker; this page has none, so it goes without.
+      // Chrome on Android allows notifications only from a service worker.
+      showViaWorker(title, { body, tag: `hallway-${room}` });
     }
   }
 }
