@@ -124,6 +124,11 @@ func TestAttackFromOneIP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), attackTimeout)
 	defer cancel()
 	srv := startAttackServer(ctx, t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the server printed:\n%s", srv.output())
+		}
+	})
 	a := &attacker{t: t, base: srv.base, refusals: map[string]int{}}
 
 	alice, bob := a.honestPair(ctx)
@@ -184,14 +189,9 @@ type attackProcess struct {
 	p    *loadgen.Process
 }
 
-// output is what the server printed, once it has exited.
+// output is what the server has printed so far.
 func (s *attackProcess) output() string {
-	select {
-	case <-s.p.Exited:
-		return s.p.Out.String()
-	default:
-		return "(still running)"
-	}
+	return s.p.Out.String()
 }
 
 // startAttackServer starts -attack.server, or this tree's server, on a free
