@@ -99,7 +99,7 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
-	ip := s.clientIP(r)
+	ip := s.clientKey(r)
 	if !isWebSocketUpgrade(r) {
 		// A plain GET learns why a handshake would fail, which a browser's
 		// WebSocket API cannot tell it.
@@ -253,7 +253,7 @@ func (s *server) createRoomHandler(w http.ResponseWriter, r *http.Request) {
 				", and {\"e2ee\": true} with an optional \"keyCheck\" of 22 base64url characters")
 		return
 	}
-	if err := limited(s.creates, s.clientIP(r), true, "too many new rooms from this address; try again later"); err != nil {
+	if err := limited(s.creates, s.clientKey(r), true, "too many new rooms from this address; try again later"); err != nil {
 		writeReserveError(w, err)
 		return
 	}

@@ -71,6 +71,10 @@ type config struct {
 	// MaxConnsPerIP caps the WebSocket connections of one client IP, enough
 	// for an office behind one NAT address. Defaults to 200; 0 disables it.
 	MaxConnsPerIP int `env:"MAX_CONNS_PER_IP" envDefault:"200" help:"most WebSocket connections from one client IP; 0 disables the cap"`
+	// IPv6Prefix is how many leading bits of an IPv6 address name one client
+	// for the per-client limits: one visitor holds a whole /64. IPv4
+	// addresses count alone. Defaults to 64; 48 to 128.
+	IPv6Prefix int `env:"IPV6_PREFIX" envDefault:"64" help:"leading bits of an IPv6 address that per-client limits count as one client (48..128); IPv4 counts each address"`
 	// HistoryBytes caps one room's history in encoded bytes. Defaults to 256KiB.
 	HistoryBytes byteSize `env:"HISTORY_BYTES" envDefault:"256KiB" help:"most bytes of history one room keeps; the oldest messages give way"`
 	// HistoryTotalBytes caps the history of all rooms together; past it, the
@@ -170,6 +174,7 @@ func (c config) validate() error {
 	check(c.RoomCreateRate >= 0, "ROOM_CREATE_RATE", "%v is negative", c.RoomCreateRate)
 	check(c.JoinRate >= 0, "JOIN_RATE", "%v is negative", c.JoinRate)
 	check(c.MaxConnsPerIP >= 0, "MAX_CONNS_PER_IP", "%d is negative", c.MaxConnsPerIP)
+	check(c.IPv6Prefix >= 48 && c.IPv6Prefix <= 128, "IPV6_PREFIX", "%d is not within 48..128", c.IPv6Prefix)
 	// A frame is at most twice its text (see escapesLong) plus the envelope.
 	check(int(c.HistoryBytes) >= maxFrameBytes(c.MaxMessageBytes), "HISTORY_BYTES",
 		"%v must hold one message of MAX_MESSAGE_BYTES (%d bytes encoded)", c.HistoryBytes, maxFrameBytes(c.MaxMessageBytes))
