@@ -50,6 +50,9 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer") // Room codes live in URLs.
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", hstsHeader)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -8,3 +8,6 @@ import "net"
 func listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
+
+// tlsSupported is whether this build can serve TLS itself.
+const tlsSupported = true

@@ -42,3 +42,7 @@ func listen(addr string) (net.Listener, error) {
 	}
 	return nil, errors.New("no preopened TCP socket: run under a WASI host that provides one, e.g. wazero run -listen=127.0.0.1:8080 hallway.wasm")
 }
+
+// tlsSupported is false: the WASI build has no listener of its own for
+// TLS_PORT and TLS_HTTP_PORT; TLS ends in the host or a proxy in front.
+const tlsSupported = false

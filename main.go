@@ -106,6 +106,29 @@ type config struct {
 	// IdleExit ends the process after this long with no rooms and no
 	// connections, so a platform can stop the machine. Defaults to 0 (never).
 	IdleExit time.Duration `env:"IDLE_EXIT" envDefault:"0s" help:"exit after this long with no rooms or connections; 0 never exits"`
+	// TLSDomains turns on HTTPS with certificates from ACME_DIRECTORY for
+	// these names, served on TLS_PORT beside plain HTTP on TLS_HTTP_PORT.
+	// Defaults to empty: no TLS.
+	TLSDomains []string `env:"TLS_DOMAINS" envSeparator:"," help:"comma-separated names to serve HTTPS for with automatic certificates, e.g. chat.example.com; empty serves plain HTTP on PORT"`
+	// TLSEmail is the contact address given to the ACME CA. Defaults to empty.
+	TLSEmail string `env:"TLS_EMAIL" help:"contact e-mail for the ACME account, told of expiring certificates"`
+	// ACMEDirectory is the ACME CA's directory URL. Defaults to Let's Encrypt.
+	ACMEDirectory string `env:"ACME_DIRECTORY" envDefault:"https://acme-v02.api.letsencrypt.org/directory" help:"ACME directory URL of the CA"`
+	// TLSCacheDir keeps ACME account keys, certificate keys and certificates,
+	// the only thing Hallway writes to disk; created 0700. Defaults to
+	// /var/lib/hallway/certs.
+	TLSCacheDir string `env:"TLS_CACHE_DIR" envDefault:"/var/lib/hallway/certs" help:"directory for ACME keys and certificates (never user data), created 0700"`
+	// TLSCertFile and TLSKeyFile are the operator's own certificate chain
+	// and key (PEM), instead of ACME; loaded again when they change or on
+	// SIGHUP. Default to empty.
+	TLSCertFile string `env:"TLS_CERT_FILE" help:"PEM certificate chain to serve instead of ACME; reloaded when changed or on SIGHUP"`
+	// TLSKeyFile is TLSCertFile's private key.
+	TLSKeyFile string `env:"TLS_KEY_FILE" help:"PEM private key of TLS_CERT_FILE"`
+	// TLSPort is the HTTPS port when TLS is on. Defaults to 443.
+	TLSPort int `env:"TLS_PORT" envDefault:"443" help:"HTTPS port when TLS is on"`
+	// TLSHTTPPort is the plain-HTTP port when TLS is on: ACME challenges,
+	// /healthz and a redirect to https. Defaults to 80.
+	TLSHTTPPort int `env:"TLS_HTTP_PORT" envDefault:"80" help:"plain-HTTP port when TLS is on: ACME challenges, /healthz, redirect to https"`
 	// MetricsAddr is where GET /metrics is served, apart from the public
 	// port, e.g. 127.0.0.1:9091. Defaults to empty: no metrics served.
 	MetricsAddr string `env:"METRICS_ADDR" help:"host:port serving GET /metrics apart from PORT; empty serves none"`
@@ -188,6 +211,7 @@ func (c config) validate() error {
 	check(c.FleetRefresh > 0, "FLEET_REFRESH", "%v must be positive", c.FleetRefresh)
 	check(c.IdleExit >= 0, "IDLE_EXIT", "%v is negative", c.IdleExit)
 	check(c.MetricsAddr == "" || validAddr(c.MetricsAddr), "METRICS_ADDR", "%q is not host:port", c.MetricsAddr)
+	errs = append(errs, c.validateTLS()...)
 	return errors.Join(errs...)
 }
 
@@ -256,12 +280,15 @@ func run(args []string, stdout io.Writer) error {
 	}
 	logger := newLogger(cfg, os.Stderr)
 	applyMemoryLimit(cfg)
+	ctx, stop := shutdownContext(context.Background())
+	defer stop()
+	if cfg.tlsOn() {
+		return runTLS(ctx, cfg, logger)
+	}
 	l, err := listen(net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err
 	}
-	ctx, stop := shutdownContext(context.Background())
-	defer stop()
 	return serve(ctx, l, cfg, logger)
 }
 
@@ -273,9 +300,10 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// serve runs the HTTP server on l until ctx ends, then closes every
-// WebSocket with 1001 and waits up to ShutdownTimeout for writers to flush.
-func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger) error {
+// serve runs the HTTP server on l, and each door beside it, until ctx ends,
+// then closes every WebSocket with 1001 and waits up to ShutdownTimeout for
+// writers to flush.
+func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger, doors ...*httpDoor) error {
 	srv := newServer(cfg, logger)
 	ctx, stopFleet := srv.runFleet(ctx)
 	defer stopFleet()
@@ -291,9 +319,17 @@ func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger)
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 1+len(doors))
 	go func() { errc <- hs.Serve(l) }()
-	logger.Info("listening", "addr", l.Addr().String(), "environment", cfg.Environment)
+	logger.Info("listening", "addr", l.Addr().String(), "environment", cfg.Environment, "tls", cfg.tlsOn())
+	servers := []*http.Server{hs}
+	for _, d := range doors {
+		ds := &http.Server{Handler: d.handler(hs.Handler), ReadHeaderTimeout: hs.ReadHeaderTimeout, ReadTimeout: hs.ReadTimeout,
+			WriteTimeout: hs.WriteTimeout, IdleTimeout: hs.IdleTimeout, MaxHeaderBytes: hs.MaxHeaderBytes, ErrorLog: hs.ErrorLog}
+		servers = append(servers, ds)
+		go func() { errc <- ds.Serve(d.l) }()
+		logger.Info("listening for plain HTTP", "addr", d.l.Addr().String())
+	}
 
 	select {
 	case err := <-errc:
@@ -303,15 +339,17 @@ func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger)
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	hs.SetKeepAlivesEnabled(false)
-	// Both at once: WebSocket clients hear 1001 without waiting for slow
+	// All at once: WebSocket clients hear 1001 without waiting for slow
 	// plain requests to finish.
-	var httpErr error
+	httpErrs := make([]error, len(servers))
 	var wg sync.WaitGroup
-	wg.Go(func() { httpErr = hs.Shutdown(sctx) })
+	for i, hs := range servers {
+		hs.SetKeepAlivesEnabled(false)
+		wg.Go(func() { httpErrs[i] = hs.Shutdown(sctx) })
+	}
 	chatErr := srv.shutdown(sctx)
 	wg.Wait()
-	err := errors.Join(httpErr, chatErr)
+	err := errors.Join(append(httpErrs, chatErr)...)
 	logger.Info("stopped", "error", err)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil // Clients that did not finish in time were cut off; still a clean exit.
