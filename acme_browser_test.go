@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Chromium over https with a certificate from Pebble: a secure context, in

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Tests of automatic HTTPS against Pebble, a real ACME server, which

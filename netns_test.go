@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // A test with real IPv6 source addresses: a network namespace of the test's

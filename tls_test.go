@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Tests of the TLS settings, the operator's own certificate files, and the
