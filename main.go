@@ -317,7 +317,7 @@ func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger,
 		WriteTimeout:      30 * time.Second, // WebSockets clear these deadlines once hijacked.
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(handshakeFilter{logger.Handler()}, slog.LevelWarn),
 	}
 	errc := make(chan error, 1+len(doors))
 	go func() { errc <- hs.Serve(l) }()

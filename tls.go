@@ -22,9 +22,8 @@ import (
 )
 
 // This file is HTTPS served by the binary itself: certificates from an ACME
-// CA (Let's Encrypt by default) or from the operator's own files, the TLS
-// listener, and the plain-HTTP door beside it that answers ACME's HTTP-01
-// challenges and /healthz and sends everything else to https.
+// CA (Let's Encrypt by default) or from the operator's own files, and the
+// TLS listener. The plain-HTTP door beside it is in tlsconfig.go.
 
 // certFileCheck is how often, at most, a handshake looks whether
 // TLS_CERT_FILE or TLS_KEY_FILE changed.

@@ -108,7 +108,8 @@ func TestPlainDoorRedirectsAndAnswersHealth(t *testing.T) {
 		{443, "chat.example.com", "/r/abc?x=1", http.StatusPermanentRedirect, "https://chat.example.com/r/abc?x=1"},
 		{443, "chat.example.com:80", "/", http.StatusPermanentRedirect, "https://chat.example.com/"},
 		{8443, "chat.example.com", "/", http.StatusPermanentRedirect, "https://chat.example.com:8443/"},
-		{443, "[2001:db8::1]:80", "/", http.StatusPermanentRedirect, "https://2001:db8::1/"},
+		{443, "[2001:db8::1]:80", "/", http.StatusPermanentRedirect, "https://[2001:db8::1]/"},
+		{8443, "[2001:db8::1]", "/", http.StatusPermanentRedirect, "https://[2001:db8::1]:8443/"},
 		{443, "bad host!", "/", http.StatusBadRequest, ""},
 		{443, "chat.example.com", "/healthz", http.StatusOK, ""},
 	} {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -92,12 +94,30 @@ func (d *httpDoor) redirect(w http.ResponseWriter, r *http.Request) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	if host == "" || !validHostname(strings.Trim(host, "[]")) && net.ParseIP(strings.Trim(host, "[]")) == nil {
+	host = strings.Trim(host, "[]")
+	if host == "" || !validHostname(host) && net.ParseIP(host) == nil {
 		writeError(w, http.StatusBadRequest, codeBadRequest, "use https")
 		return
 	}
 	if d.tlsPort != 443 {
-		host = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(d.tlsPort))
+		host = net.JoinHostPort(host, strconv.Itoa(d.tlsPort))
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]" // an IPv6 literal
 	}
 	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+}
+
+// handshakeFilter drops net/http's "TLS handshake error" lines, which name
+// the client's address and come by the thousand from scanners; the reasons
+// worth knowing are logged, without the address, where certificates are
+// chosen. It serves only as an http.Server's ErrorLog, which calls Enabled
+// and Handle alone.
+type handshakeFilter struct{ slog.Handler }
+
+// Handle passes on every record but a handshake error.
+func (f handshakeFilter) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "http: TLS handshake error") {
+		return nil
+	}
+	return f.Handler.Handle(ctx, r)
 }
