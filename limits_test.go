@@ -223,3 +223,23 @@ func TestMillionAddressesLeaveTablesAtTheirBound(t *testing.T) {
 		t.Fatalf("%d connection counts remain after every reservation ended", perIP)
 	}
 }
+
+// BenchmarkLimiterFlood is a full rate table taking one new client after
+// another, each pushing out the least recently seen.
+func BenchmarkLimiterFlood(b *testing.B) {
+	cfg, err := loadConfig(map[string]string{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := newIPLimiter(2, 120, clientTableSize(cfg))
+	keys := make([]string, 1<<20)
+	for i := range keys {
+		keys[i] = clientNetwork(floodAddress(i), 64)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		l.take(keys[i%len(keys)], true)
+		i++
+	}
+}
