@@ -39,6 +39,9 @@ import (
 // every .localhost name to loopback, and the test's DNS server does too.
 const acmeDomain = "chat.localhost"
 
+// blockedDomain is a name Pebble refuses to issue for.
+const blockedDomain = "blocked.localhost"
+
 // acmeTimeout bounds getting a certificate from Pebble.
 const acmeTimeout = 60 * time.Second
 
@@ -228,7 +231,7 @@ func startPebble(t *testing.T, httpPort, tlsPort string) *pebble {
 		"listenAddress": "127.0.0.1:" + ports[0], "managementListenAddress": "127.0.0.1:" + ports[1],
 		"certificate": filepath.Join(dir, "cert.pem"), "privateKey": filepath.Join(dir, "key.pem"),
 		"httpPort": atoi(t, httpPort), "tlsPort": atoi(t, tlsPort),
-		"ocspResponderURL": "", "externalAccountBindingRequired": false,
+		"ocspResponderURL": "", "externalAccountBindingRequired": false, "domainBlocklist": []string{blockedDomain},
 		"retryAfter": map[string]int{"authz": 1, "order": 1}, "keyAlgorithm": "ecdsa",
 		"profiles": map[string]any{"default": map[string]any{"description": "default", "validityPeriod": 7776000}},
 	}}
@@ -372,9 +375,9 @@ type acmeSetup struct {
 	environ  []string
 }
 
-// setupACME starts Pebble and Hallway for acmeDomain and waits until
-// Hallway holds its certificate.
-func setupACME(t *testing.T) *acmeSetup {
+// setupACME starts Pebble and Hallway for acmeDomain and any other names,
+// and waits until Hallway holds acmeDomain's certificate.
+func setupACME(t *testing.T, others ...string) *acmeSetup {
 	t.Helper()
 	tlsPort, err1 := freePort()
 	httpPort, err2 := freePort()
@@ -385,7 +388,7 @@ func setupACME(t *testing.T) *acmeSetup {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "pebble-ca.pem"), pb.tlsCA)
 	s := &acmeSetup{pebble: pb, cacheDir: filepath.Join(dir, "certs")}
-	s.environ = []string{"TLS_DOMAINS=" + acmeDomain, "ACME_DIRECTORY=" + pb.directory, "TLS_EMAIL=ops@example.com",
+	s.environ = []string{"TLS_DOMAINS=" + strings.Join(append([]string{acmeDomain}, others...), ","), "ACME_DIRECTORY=" + pb.directory, "TLS_EMAIL=ops@example.com",
 		"TLS_CACHE_DIR=" + s.cacheDir, "SSL_CERT_FILE=" + filepath.Join(dir, "pebble-ca.pem")}
 	s.hallway = startTLSHallway(t, tlsPort, httpPort, s.environ...)
 	waitProcess(t, "a certificate", func() bool { return strings.Contains(s.hallway.p.out.String(), "tls certificate ready") }, s.hallway.p)
@@ -472,6 +475,23 @@ func TestACMERestartReusesCachedCertificate(t *testing.T) {
 	if strings.Contains(again.p.out.String(), "acme:") {
 		t.Fatalf("the restart talked to the CA:\n%s", again.p.out.String())
 	}
+}
+
+func TestACMERefusedNameIsLoggedAndTheOthersServed(t *testing.T) {
+	s := setupACME(t, blockedDomain)
+	out := s.hallway.p
+	waitProcess(t, "the refused name logged", func() bool {
+		return strings.Contains(out.out.String(), "the CA refuses this TLS_DOMAINS entry") &&
+			strings.Contains(out.out.String(), "domain="+blockedDomain)
+	}, out)
+	if _, err := s.hallway.serial(acmeDomain, s.roots); err != nil {
+		t.Fatalf("the good name beside a refused one: %v", err)
+	}
+	resp, err := http.Get("http://127.0.0.1:" + s.hallway.httpPort + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }
 
 func TestACMEServerUnreachableKeepsHealthCheck(t *testing.T) {
