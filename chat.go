@@ -53,9 +53,9 @@ type server struct {
 	cfg     config
 	log     *slog.Logger
 	static  map[string]staticFile
-	creates *ipLimiter // new rooms per IP, named or created
-	joins   *ipLimiter // WebSocket joins per IP
-	uploads *ipLimiter // file uploads per IP
+	creates *ipLimiter // new rooms per client network, named or created
+	joins   *ipLimiter // WebSocket joins per client network
+	uploads *ipLimiter // file uploads per client network
 	history historyBudget
 	files   fileBudget     // every room's files, against FILE_TOTAL_BYTES
 	fleet   *fleet         // which machine owns each room
@@ -64,7 +64,7 @@ type server struct {
 	mu      sync.Mutex
 	rooms   map[string]*room
 	clients int            // joined plus reserved connections, for MAX_CLIENTS
-	perIP   map[string]int // the same, by client IP, for MAX_CONNS_PER_IP
+	perIP   map[string]int // the same, by client network (see clientKey), for MAX_CONNS_PER_IP
 	closing atomic.Bool    // set once, under mu, when shutdown begins
 
 	conns     sync.WaitGroup     // WebSocket handlers still running
@@ -106,9 +106,9 @@ func newServer(cfg config, logger *slog.Logger) *server {
 		cfg:       cfg,
 		log:       logger,
 		static:    loadStatic(),
-		creates:   perMinute(cfg.RoomCreateRate),
-		joins:     perMinute(cfg.JoinRate),
-		uploads:   perMinute(cfg.FileUploadRate),
+		creates:   perMinute(cfg.RoomCreateRate, clientTableSize(cfg)),
+		joins:     perMinute(cfg.JoinRate, clientTableSize(cfg)),
+		uploads:   perMinute(cfg.FileUploadRate, clientTableSize(cfg)),
 		files:     fileBudget{limit: int64(cfg.FileTotalBytes)},
 		history:   historyBudget{limit: int64(cfg.HistoryTotalBytes)},
 		rooms:     make(map[string]*room),

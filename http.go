@@ -35,10 +35,6 @@ const contentSecurityPolicy = "default-src 'self'; connect-src 'self'; img-src '
 	"style-src 'self'; script-src 'self'; worker-src 'self'; manifest-src 'self'; " +
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-// hsts keeps browsers on HTTPS for a year once they met it here. It is
-// sent only when this server terminates TLS; a proxy in front sets its own.
-const hsts = "max-age=31536000"
-
 // handler routes every request. Each route is a standard ServeMux pattern.
 func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -66,7 +62,7 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if r.TLS != nil {
-			h.Set("Strict-Transport-Security", hsts)
+			h.Set("Strict-Transport-Security", hstsHeader)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -117,7 +113,7 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
-	ip := s.clientIP(r)
+	ip := s.clientKey(r)
 	if !isWebSocketUpgrade(r) {
 		// A plain GET learns why a handshake would fail, which a browser's
 		// WebSocket API cannot tell it.
@@ -271,7 +267,7 @@ func (s *server) createRoomHandler(w http.ResponseWriter, r *http.Request) {
 				", and {\"e2ee\": true} with an optional \"keyCheck\" of 22 base64url characters")
 		return
 	}
-	if err := limited(s.creates, s.clientIP(r), true, "too many new rooms from this address; try again later"); err != nil {
+	if err := limited(s.creates, s.clientKey(r), true, "too many new rooms from this address; try again later"); err != nil {
 		writeReserveError(w, err)
 		return
 	}

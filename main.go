@@ -71,6 +71,10 @@ type config struct {
 	// MaxConnsPerIP caps the WebSocket connections of one client IP, enough
 	// for an office behind one NAT address. Defaults to 200; 0 disables it.
 	MaxConnsPerIP int `env:"MAX_CONNS_PER_IP" envDefault:"200" help:"most WebSocket connections from one client IP; 0 disables the cap"`
+	// IPv6Prefix is how many leading bits of an IPv6 address name one client
+	// for the per-client limits: one visitor holds a whole /64. IPv4
+	// addresses count alone. Defaults to 64; 48 to 128.
+	IPv6Prefix int `env:"IPV6_PREFIX" envDefault:"64" help:"leading bits of an IPv6 address that per-client limits count as one client (48..128); IPv4 counts each address"`
 	// HistoryBytes caps one room's history in encoded bytes. Defaults to 256KiB.
 	HistoryBytes byteSize `env:"HISTORY_BYTES" envDefault:"256KiB" help:"most bytes of history one room keeps; the oldest messages give way"`
 	// HistoryTotalBytes caps the history of all rooms together; past it, the
@@ -117,6 +121,29 @@ type config struct {
 	// FileUploadTimeout bounds the reading of one upload's body, and the
 	// writing of one download. Defaults to 2m.
 	FileUploadTimeout time.Duration `env:"FILE_UPLOAD_TIMEOUT" envDefault:"2m" help:"time allowed to send one file's body, or to receive one download"`
+	// TLSDomains turns on HTTPS with certificates from ACME_DIRECTORY for
+	// these names, served on TLS_PORT beside plain HTTP on TLS_HTTP_PORT.
+	// Defaults to empty: no TLS.
+	TLSDomains []string `env:"TLS_DOMAINS" envSeparator:"," help:"comma-separated names to serve HTTPS for with automatic certificates, e.g. chat.example.com; empty serves plain HTTP on PORT"`
+	// TLSEmail is the contact address given to the ACME CA. Defaults to empty.
+	TLSEmail string `env:"TLS_EMAIL" help:"contact e-mail for the ACME account, told of expiring certificates"`
+	// ACMEDirectory is the ACME CA's directory URL. Defaults to Let's Encrypt.
+	ACMEDirectory string `env:"ACME_DIRECTORY" envDefault:"https://acme-v02.api.letsencrypt.org/directory" help:"ACME directory URL of the CA"`
+	// TLSCacheDir keeps ACME account keys, certificate keys and certificates,
+	// the only thing Hallway writes to disk; created 0700. Defaults to
+	// /var/lib/hallway/certs.
+	TLSCacheDir string `env:"TLS_CACHE_DIR" envDefault:"/var/lib/hallway/certs" help:"directory for ACME keys and certificates (never user data), created 0700"`
+	// TLSCertFile and TLSKeyFile are the operator's own certificate chain
+	// and key (PEM), instead of ACME; loaded again when they change or on
+	// SIGHUP. Default to empty.
+	TLSCertFile string `env:"TLS_CERT_FILE" help:"PEM certificate chain to serve instead of ACME; reloaded when changed or on SIGHUP"`
+	// TLSKeyFile is TLSCertFile's private key.
+	TLSKeyFile string `env:"TLS_KEY_FILE" help:"PEM private key of TLS_CERT_FILE"`
+	// TLSPort is the HTTPS port when TLS is on. Defaults to 443.
+	TLSPort int `env:"TLS_PORT" envDefault:"443" help:"HTTPS port when TLS is on"`
+	// TLSHTTPPort is the plain-HTTP port when TLS is on: ACME challenges,
+	// /healthz and a redirect to https. Defaults to 80.
+	TLSHTTPPort int `env:"TLS_HTTP_PORT" envDefault:"80" help:"plain-HTTP port when TLS is on: ACME challenges, /healthz, redirect to https"`
 	// MetricsAddr is where GET /metrics is served, apart from the public
 	// port, e.g. 127.0.0.1:9091. Defaults to empty: no metrics served.
 	MetricsAddr string `env:"METRICS_ADDR" help:"host:port serving GET /metrics apart from PORT; empty serves none"`
@@ -186,6 +213,7 @@ func (c config) validate() error {
 	check(c.RoomCreateRate >= 0, "ROOM_CREATE_RATE", "%v is negative", c.RoomCreateRate)
 	check(c.JoinRate >= 0, "JOIN_RATE", "%v is negative", c.JoinRate)
 	check(c.MaxConnsPerIP >= 0, "MAX_CONNS_PER_IP", "%d is negative", c.MaxConnsPerIP)
+	check(c.IPv6Prefix >= 48 && c.IPv6Prefix <= 128, "IPV6_PREFIX", "%d is not within 48..128", c.IPv6Prefix)
 	// A frame is at most twice its text (see escapesLong) plus the envelope.
 	check(int(c.HistoryBytes) >= maxFrameBytes(c.MaxMessageBytes), "HISTORY_BYTES",
 		"%v must hold one message of MAX_MESSAGE_BYTES (%d bytes encoded)", c.HistoryBytes, maxFrameBytes(c.MaxMessageBytes))
@@ -200,6 +228,7 @@ func (c config) validate() error {
 	check(c.FleetRefresh > 0, "FLEET_REFRESH", "%v must be positive", c.FleetRefresh)
 	check(c.IdleExit >= 0, "IDLE_EXIT", "%v is negative", c.IdleExit)
 	check(c.MetricsAddr == "" || validAddr(c.MetricsAddr), "METRICS_ADDR", "%q is not host:port", c.MetricsAddr)
+	errs = append(errs, c.validateTLS()...)
 	return errors.Join(errs...)
 }
 
@@ -268,12 +297,15 @@ func run(args []string, stdout io.Writer) error {
 	}
 	logger := newLogger(cfg, os.Stderr)
 	applyMemoryLimit(cfg)
+	ctx, stop := shutdownContext(context.Background())
+	defer stop()
+	if cfg.tlsOn() {
+		return runTLS(ctx, cfg, logger)
+	}
 	l, err := listen(net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err
 	}
-	ctx, stop := shutdownContext(context.Background())
-	defer stop()
 	return serve(ctx, l, cfg, logger)
 }
 
@@ -285,9 +317,10 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// serve runs the HTTP server on l until ctx ends, then closes every
-// WebSocket with 1001 and waits up to ShutdownTimeout for writers to flush.
-func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger) error {
+// serve runs the HTTP server on l, and each door beside it, until ctx ends,
+// then closes every WebSocket with 1001 and waits up to ShutdownTimeout for
+// writers to flush.
+func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger, doors ...*httpDoor) error {
 	srv := newServer(cfg, logger)
 	ctx, stopFleet := srv.runFleet(ctx)
 	defer stopFleet()
@@ -301,11 +334,19 @@ func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger)
 		WriteTimeout:      30 * time.Second, // WebSockets clear these deadlines once hijacked.
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(handshakeFilter{logger.Handler()}, slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 1+len(doors))
 	go func() { errc <- hs.Serve(l) }()
-	logger.Info("listening", "addr", l.Addr().String(), "environment", cfg.Environment)
+	logger.Info("listening", "addr", l.Addr().String(), "environment", cfg.Environment, "tls", cfg.tlsOn())
+	servers := []*http.Server{hs}
+	for _, d := range doors {
+		ds := &http.Server{Handler: d.handler(hs.Handler), ReadHeaderTimeout: hs.ReadHeaderTimeout, ReadTimeout: hs.ReadTimeout,
+			WriteTimeout: hs.WriteTimeout, IdleTimeout: hs.IdleTimeout, MaxHeaderBytes: hs.MaxHeaderBytes, ErrorLog: hs.ErrorLog}
+		servers = append(servers, ds)
+		go func() { errc <- ds.Serve(d.l) }()
+		logger.Info("listening for plain HTTP", "addr", d.l.Addr().String())
+	}
 
 	select {
 	case err := <-errc:
@@ -315,15 +356,17 @@ func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger)
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	hs.SetKeepAlivesEnabled(false)
-	// Both at once: WebSocket clients hear 1001 without waiting for slow
+	// All at once: WebSocket clients hear 1001 without waiting for slow
 	// plain requests to finish.
-	var httpErr error
+	httpErrs := make([]error, len(servers))
 	var wg sync.WaitGroup
-	wg.Go(func() { httpErr = hs.Shutdown(sctx) })
+	for i, hs := range servers {
+		hs.SetKeepAlivesEnabled(false)
+		wg.Go(func() { httpErrs[i] = hs.Shutdown(sctx) })
+	}
 	chatErr := srv.shutdown(sctx)
 	wg.Wait()
-	err := errors.Join(httpErr, chatErr)
+	err := errors.Join(append(httpErrs, chatErr)...)
 	logger.Info("stopped", "error", err)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil // Clients that did not finish in time were cut off; still a clean exit.

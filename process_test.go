@@ -44,6 +44,15 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// testBinary is this test binary, which runs as the server under serveEnv.
+func testBinary() string {
+	self, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	return self
+}
+
 // startNode runs this test binary as a server on a free loopback port and
 // returns the process and its base URL once /healthz answers.
 func startNode(t *testing.T, environ ...string) (*loadgen.Process, string) {
@@ -52,11 +61,7 @@ func startNode(t *testing.T, environ ...string) (*loadgen.Process, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self)
+	cmd := exec.Command(testBinary())
 	cmd.Env = append(append(os.Environ(), serveEnv+"=1", "PORT="+port, "HOST=127.0.0.1"), environ...)
 	p, err := loadgen.StartProcess(cmd)
 	if err != nil {

@@ -4,7 +4,10 @@
 
 package main
 
-import "context"
+import (
+	"context"
+	"os"
+)
 
 // shutdownContext never ends on wasip1: importing os/signal there starts a
 // goroutine that busy-waits and starves the network poller, and the runtime
@@ -12,3 +15,6 @@ import "context"
 func shutdownContext(parent context.Context) (context.Context, context.CancelFunc) {
 	return context.WithCancel(parent)
 }
+
+// hangups never delivers on wasip1, which has no TLS to reload.
+func hangups() (<-chan os.Signal, func()) { return nil, func() {} }
