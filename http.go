@@ -136,6 +136,7 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 func writeReserveError(w http.ResponseWriter, err error) {
 	var overRate *rateLimitedError
 	switch {
+	case writeHostRefusal(w, err):
 	case errors.As(err, &overRate):
 		setRetryAfter(w, overRate.wait)
 		writeError(w, http.StatusTooManyRequests, codeRateLimited, err.Error())
@@ -269,7 +270,8 @@ func (s *server) createRoomHandler(w http.ResponseWriter, r *http.Request) {
 		writeReserveError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"room": code, "capacity": req.Capacity, "e2ee": req.E2EE})
+	// The host credential goes to the creator alone (host.go).
+	writeJSON(w, http.StatusCreated, map[string]any{"room": code, "capacity": req.Capacity, "e2ee": req.E2EE, "host": s.makeHost(code)})
 }
 
 // roomCodeEncoding spells room codes in lower-case base32: URL-safe and easy

@@ -102,6 +102,11 @@ type config struct {
 	// IdleExit ends the process after this long with no rooms and no
 	// connections, so a platform can stop the machine. Defaults to 0 (never).
 	IdleExit time.Duration `env:"IDLE_EXIT" envDefault:"0s" help:"exit after this long with no rooms or connections; 0 never exits"`
+	// HostGrace is how long a created room waits for a host who left
+	// before the role passes to the member present longest, and how long a
+	// member who left may come back into a locked or knocking room with its
+	// rejoin secret. Defaults to 30s.
+	HostGrace time.Duration `env:"HOST_GRACE" envDefault:"30s" help:"how long a room waits for its host to come back before the role passes on, and a member who left may come back into a locked room"`
 	// MetricsAddr is where GET /metrics is served, apart from the public
 	// port, e.g. 127.0.0.1:9091. Defaults to empty: no metrics served.
 	MetricsAddr string `env:"METRICS_ADDR" help:"host:port serving GET /metrics apart from PORT; empty serves none"`

@@ -37,6 +37,7 @@ type serverMetrics struct {
 	replays    atomic.Uint64
 	cutOffs    map[string]*atomic.Uint64 // by close reason; read-only after start
 	refusals   map[string]*atomic.Uint64 // by error code; read-only after start
+	host       hostCounts                // hosted rooms' events (host.go)
 }
 
 // cutOffLabels names each close reason a member can be cut off with.
@@ -58,7 +59,8 @@ const reasonTooBig = "frame too big"
 var refusalCodes = []string{
 	codeRateLimited, codeTooManyConns, codeMessageTooLong, codeNotEncrypted, codeBadMessage, codeBadRoom, codeBadUsername,
 	codeBadRequest, codeOriginNotAllowed, codeRoomFull, codeServerFull, codeShuttingDown,
-	codeUpgradeRequired, codeNotFound, codeRoomMoving, "other",
+	codeUpgradeRequired, codeNotFound, codeRoomMoving,
+	codeNotHost, codeNoSuchMember, codeNoSuchKnock, codeRoomLocked, codeKnockRefused, codeKnockFull, "other",
 }
 
 // newServerMetrics makes every series of s, at zero, so a scrape shows them
@@ -115,6 +117,7 @@ func (m *serverMetrics) writeTo(w io.Writer) {
 	for _, code := range refusalCodes {
 		fmt.Fprintf(b, "hallway_refusals_total{code=%q} %d\n", code, m.refusals[code].Load())
 	}
+	m.host.writeTo(b, family)
 	family("hallway_replays_total", "counter", "Requests sent to the machine that owns their room.")
 	fmt.Fprintf(b, "hallway_replays_total %d\n", m.replays.Load())
 	family("hallway_build_info", "gauge", "Always 1; the labels say which build this is.")
