@@ -168,6 +168,7 @@ func TestKnocksAreBounded(t *testing.T) {
 	ts := setupTest(t, hostEnv)
 	room, cred, alice := hostedRoom(t, ts, "")
 	alice.host(hostCommand{Credential: cred, Op: opKnockOn})
+	alice.waitHostState(func(p hostStatePayload) bool { return p.Knocking })
 	// Per address: two wait, the third is refused.
 	for range maxKnocksPerIP {
 		expect[struct{}](ts.knockFrom(t, room, "10.0.1.1", "username=x"), typeKnocking)
@@ -255,14 +256,14 @@ func TestHostRoleIsPromotedHandedOverAndPassedOn(t *testing.T) {
 	carol.conn.Close(websocket.StatusNormalClosure, "")
 	newCred := bob.waitHostState(func(p hostStatePayload) bool { return p.Credential != "" }).Credential
 	bob.waitSystem("bob is now the host: the host left.")
-	bob.host(hostCommand{Credential: newCred, Op: opLock})
-	bob.waitSystem("bob locked the room")
 	back := ts.knockFrom(t, room, "10.0.0.1", "username=alice")
 	back.welcome()
 	back.host(hostCommand{Credential: carolCred, Op: opClaim})
 	if code := back.waitError(); code != codeNotHost {
 		t.Fatalf("a credential from before the hand-over: %s, want not_host", code)
 	}
+	bob.host(hostCommand{Credential: newCred, Op: opLock})
+	bob.waitSystem("bob locked the room")
 	_ = cred
 }
 
