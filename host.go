@@ -8,9 +8,11 @@
 package main
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -65,20 +67,33 @@ func newHostSecret() string {
 	return base64.RawURLEncoding.EncodeToString(randomBytes(hostSecretBytes))
 }
 
-// makeHost gives the room just created under code a host, and returns the
-// credential for its creator alone.
-func (s *server) makeHost(code string) string {
-	s.mu.Lock()
-	r := s.rooms[code]
-	s.mu.Unlock()
-	if r == nil {
-		return ""
+// newHostState is the host state of a room created with credential.
+func newHostState(credential string) *hostState {
+	return &hostState{seats: []*hostSeat{{secret: credential}}, barred: make(map[string]time.Time)}
+}
+
+// hostCode is the random part of the code of the room whose creator holds
+// credential: 80 bits of its SHA-256. The code commits to the credential
+// without revealing it, so any server that meets the code, another node
+// behind a load balancer or this one after the room moved, can check the
+// creator's claim (see claimByCode).
+func hostCode(credential string) string {
+	sum := sha256.Sum256([]byte(credential))
+	return roomCodeEncoding.EncodeToString(sum[:roomCodeLen*5/8])
+}
+
+// claimByCode gives r, a room this server holds without host state, its
+// creator's host seat when credential is the one its code was drawn from.
+// Named rooms never match: their names are not codes.
+func (r *room) claimByCode(credential string) bool {
+	head, _, _ := strings.Cut(r.name, "-")
+	random, _, _ := strings.Cut(head, "_")
+	if len(random) != roomCodeLen || len(credential) != 22 ||
+		subtle.ConstantTimeCompare([]byte(hostCode(credential)), []byte(random)) != 1 {
+		return false
 	}
-	secret := newHostSecret()
-	r.mu.Lock()
-	r.host = &hostState{seats: []*hostSeat{{secret: secret}}, barred: make(map[string]time.Time)}
-	r.mu.Unlock()
-	return secret
+	r.host = newHostState(credential)
+	return true
 }
 
 // seatLocked returns the seat whose credential is secret, comparing every

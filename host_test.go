@@ -392,3 +392,28 @@ func TestMoveReachesOnlyTheNamedMembersStillPresent(t *testing.T) {
 		t.Fatal("metrics name a credential or a person")
 	}
 }
+
+func TestAnotherServerKnowsTheCreatorByTheCode(t *testing.T) {
+	t.Parallel()
+	made := setupTest(t, hostEnv)
+	room, cred := createHosted(t, made, `{"e2ee":true}`)
+	// The room's link reaches another server (a node behind a load
+	// balancer, or the machine the room moved to): it holds no host state,
+	// but the code vouches for the creator's credential and no other.
+	other := setupTest(t, hostEnv)
+	bob := other.knockFrom(t, room, "10.0.0.2", "username=bob")
+	bob.welcome()
+	bob.host(hostCommand{Credential: forged(cred), Op: opClaim})
+	if code := bob.waitError(); code != codeNotHost {
+		t.Fatalf("a forged claim on another server: %s, want not_host", code)
+	}
+	alice := other.knockFrom(t, room, "10.0.0.1", "username=alice")
+	alice.welcome()
+	alice.host(hostCommand{Credential: cred, Op: opLock})
+	if p := alice.waitHostState(func(p hostStatePayload) bool { return p.Locked }); !p.Host || p.Hosts[0] != "alice" {
+		t.Fatalf("the creator on another server: %+v", p)
+	}
+	if status, e := other.refusalFrom(t, room, "10.0.0.3", "username=carol"); status != http.StatusForbidden || e.Code != codeRoomLocked {
+		t.Fatalf("newcomer after the creator locked on another server: %d %+v", status, e)
+	}
+}

@@ -28,7 +28,7 @@ func (s *server) hostFrame(c *client, raw json.RawMessage) *errorPayload {
 	r := c.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.host == nil {
+	if r.host == nil && !r.claimByCode(cmd.Credential) {
 		return errNotHost
 	}
 	seat := r.host.seatLocked(cmd.Credential)
