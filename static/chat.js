@@ -127,8 +127,8 @@ export class RoomConnection {
 
   // send writes one envelope; it returns false when the socket is not open.
   send(type, payload) {
-    // A knocker waiting to be let in sends only its heartbeat.
-    const ready = this.welcomed || (this.knocking && type === 'ping');
+    // A knocker waiting to be let in sends only its heartbeat and a host's claim.
+    const ready = this.welcomed || (this.knocking && (type === 'ping' || type === 'host'));
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !ready) return false;
     this.ws.send(JSON.stringify({ type, payload }));
     return true;

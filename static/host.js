@@ -67,6 +67,7 @@ export class HostPanel {
     switch (type) {
       case 'hostState': this.hostState(p); return true;
       case 'knocking':
+        if (this.credential && this.send({ op: 'claim' })) return true; // a host whose page reloaded
         this.view.showBanner('Waiting for the host to let you in…', { retry: '', home: true, tone: 'info' });
         $('status').textContent = 'Waiting';
         return true;
