@@ -417,3 +417,44 @@ func TestAnotherServerKnowsTheCreatorByTheCode(t *testing.T) {
 		t.Fatalf("newcomer after the creator locked on another server: %d %+v", status, e)
 	}
 }
+
+func TestCredentialsReachNobodyElseAndAReloadedHostClaimsItsWayIn(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, hostEnv)
+	room, cred, alice := hostedRoom(t, ts, "")
+	bob := ts.knockFrom(t, room, "10.0.0.2", "username=bob")
+	bob.welcome()
+	alice.host(hostCommand{Credential: cred, Op: opPromote, Name: "bob"})
+	bobCred := bob.waitHostState(func(p hostStatePayload) bool { return p.Credential != "" }).Credential
+	carol := ts.knockFrom(t, room, "10.0.0.3", "username=carol")
+	carol.welcome()
+	alice.host(hostCommand{Credential: cred, Op: opKnockOn})
+	alice.host(hostCommand{Credential: cred, Op: opLock})
+	alice.host(hostCommand{Credential: cred, Op: opUnlock})
+	alice.say("done", "m1")
+	// Carol, no host, heard notices and the message, and never a credential.
+	for {
+		e := carol.next()
+		if bytes.Contains(e.Payload, []byte(cred)) || bytes.Contains(e.Payload, []byte(bobCred)) || e.Type == typeHostState {
+			t.Fatalf("carol got %s %s", e.Type, e.Payload)
+		}
+		if e.Type == typeChatMessage {
+			break
+		}
+	}
+	// Alice's page reloads: a new connection without its rejoin secret
+	// knocks, and her claim lets her straight in as host.
+	alice.conn.CloseNow()
+	back := ts.knockFrom(t, room, "10.0.0.1", "username=alice")
+	expect[struct{}](back, typeKnocking)
+	back.host(hostCommand{Credential: cred, Op: opClaim})
+	if w, _ := back.welcome(); w.Username != "alice" {
+		t.Fatalf("the reloaded host joined as %q", w.Username)
+	}
+	if p := back.waitHostState(func(hostStatePayload) bool { return true }); !p.Host || p.Credential != "" {
+		t.Fatalf("the reloaded host got %+v", p)
+	}
+	if strings.Contains(ts.logs.String(), cred) || strings.Contains(ts.logs.String(), bobCred) {
+		t.Fatal("a credential reached the logs")
+	}
+}
