@@ -138,6 +138,8 @@ func TestKnockThenAdmitAndDeny(t *testing.T) {
 	}
 	alice.say("while carol waits", "m2")
 	carol.say("let me in", "c1") // goes nowhere
+	carol.sendRaw(`{"type":"ping","payload":{}}`)
+	expect[struct{}](carol, typePong) // the server has read her message
 	alice.host(hostCommand{Credential: cred, Op: opAdmit, Knock: knock.ID})
 	// The first thing carol hears after knocking is her welcome: nothing
 	// of the room reached her while she waited.
@@ -146,6 +148,10 @@ func TestKnockThenAdmitAndDeny(t *testing.T) {
 		t.Fatalf("admitted carol: %+v with %d messages, want carol and the 2 messages", w, len(history))
 	}
 	alice.waitSystem("carol joined")
+	alice.say("after", "m3")
+	if m := alice.nextMessage(); m.Message != "after" {
+		t.Fatalf("alice got %q from %s, want her own message: a knocker's text reached the room", m.Message, m.Username)
+	}
 
 	dave := ts.knockFrom(t, room, "10.0.0.4", "username=dave")
 	expect[struct{}](dave, typeKnocking)
