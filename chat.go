@@ -60,6 +60,7 @@ type server struct {
 	files   fileBudget     // every room's files, against FILE_TOTAL_BYTES
 	fleet   *fleet         // which machine owns each room
 	metrics *serverMetrics // counts for GET /metrics
+	knocks  *ipLimiter     // knocks per IP (host.go); made when first needed, under mu
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -96,7 +97,8 @@ type room struct {
 	files     []*storedFile // shared files, oldest first
 	fileBytes int64         // their size, plus what uploads in flight reserved
 	idle      *time.Timer
-	idleGen   int // invalidates a timer that fired while the room was re-entered
+	idleGen   int        // invalidates a timer that fired while the room was re-entered
+	host      *hostState // a created room's host, lock and knocks (host.go); nil for named rooms
 }
 
 // newServer builds a server with no rooms.
@@ -231,6 +233,9 @@ func (s *server) admitLocked(name, ip, rejoin string, take bool) error {
 			return errRoomFull
 		}
 	}
+	if err := s.hostAdmit(r, ip, rejoin, take); err != nil {
+		return err
+	}
 	if err := limited(s.joins, ip, take, "too many joins from this address; try again later"); err != nil {
 		return err
 	}
@@ -289,9 +294,16 @@ func (s *server) release(ip string) {
 // the name. All of it is queued under the room lock, so nothing live can
 // come first.
 func (s *server) join(c *client, requested string, from resumePoint) {
+	c.room.mu.Lock()
+	defer c.room.mu.Unlock()
+	if !s.knockLocked(c, requested, from) {
+		s.joinLocked(c, requested, from)
+	}
+}
+
+// joinLocked is join, with c.room.mu held, for a client let in.
+func (s *server) joinLocked(c *client, requested string, from resumePoint) {
 	r := c.room
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.pending--
 	old, at := s.replaceLocked(r, from.rejoin)
 	c.name = uniqueName(requested, func(key string) bool {
@@ -368,6 +380,7 @@ func (s *server) leave(c *client) {
 	if r.removeLocked(c) {
 		s.announceLeaveLocked(r, c)
 	}
+	s.hostLeftLocked(r, c)
 	s.idleIfEmptyLocked(r)
 	r.mu.Unlock()
 	s.release(c.ip)
@@ -567,6 +580,7 @@ func (s *server) shutdown(ctx context.Context) error {
 	for _, r := range s.rooms {
 		r.mu.Lock()
 		all = append(all, r.members...)
+		all = append(all, r.knockersLocked()...)
 		r.stopIdleLocked()
 		r.mu.Unlock()
 	}

@@ -146,6 +146,7 @@ func (s *server) subscribeHandler(w http.ResponseWriter, r *http.Request) {
 func writeReserveError(w http.ResponseWriter, err error) {
 	var overRate *rateLimitedError
 	switch {
+	case writeHostRefusal(w, err):
 	case errors.As(err, &overRate):
 		setRetryAfter(w, overRate.wait)
 		writeError(w, http.StatusTooManyRequests, codeRateLimited, err.Error())
@@ -274,12 +275,13 @@ func (s *server) createRoomHandler(w http.ResponseWriter, r *http.Request) {
 	if req.Capacity == 0 {
 		req.Capacity = s.cfg.MaxRoomClients
 	}
-	code, err := s.createRoom(req.Capacity, req.roomCipher)
+	code, host, err := s.createRoom(req.Capacity, req.roomCipher)
 	if err != nil {
 		writeReserveError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"room": code, "capacity": req.Capacity, "e2ee": req.E2EE})
+	// The host credential goes to the creator alone (host.go).
+	writeJSON(w, http.StatusCreated, map[string]any{"room": code, "capacity": req.Capacity, "e2ee": req.E2EE, "host": host})
 }
 
 // roomCodeEncoding spells room codes in lower-case base32: URL-safe and easy
@@ -292,14 +294,15 @@ const roomCodeAlphabet = "abcdefghijklmnopqrstuvwxyz234567"
 // roomCodeLen is the length of a room code's random part: 80 bits.
 const roomCodeLen = 16
 
-// createRoom registers a new empty room under a fresh 80-bit random code,
-// followed by its settings when they differ from a named room's (see
-// roomSettings). Unjoined, it expires like any empty room.
-func (s *server) createRoom(capacity int, cipher roomCipher) (string, error) {
+// createRoom registers a new empty room under a fresh 80-bit code, drawn
+// from its host credential (see hostCode), followed by its settings when
+// they differ from a named room's (see roomSettings), and returns the code
+// and the credential. Unjoined, it expires like any empty room.
+func (s *server) createRoom(capacity int, cipher roomCipher) (code, host string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
-		return "", errShuttingDown
+		return "", "", errShuttingDown
 	}
 	var settings string
 	if capacity < s.cfg.MaxRoomClients {
@@ -312,19 +315,21 @@ func (s *server) createRoom(capacity int, cipher roomCipher) (string, error) {
 		settings = "_" + settings
 	}
 	for {
-		code := s.fleet.pin(roomCodeEncoding.EncodeToString(randomBytes(roomCodeLen*5/8)) + settings)
+		host = newHostSecret()
+		code := s.fleet.pin(hostCode(host) + settings)
 		if s.rooms[code] != nil {
 			continue
 		}
 		r, err := s.roomLocked(code)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		r.cipher.KeyCheck = cipher.KeyCheck // The one setting the code does not carry.
 		r.mu.Lock()
+		r.host = newHostState(host)
 		s.idleIfEmptyLocked(r)
 		r.mu.Unlock()
-		return code, nil
+		return code, host, nil
 	}
 }
 

@@ -36,7 +36,7 @@ var pongFrame = encodeFrame(typePong, struct{}{})
 // is stored, logged or counted as a message. It returns an error payload
 // for a frame it refuses.
 func (s *server) control(c *client, env envelope) *errorPayload {
-	if env.Type != typePing && env.Type != typeTyping {
+	if env.Type != typePing && env.Type != typeTyping && env.Type != typeHost {
 		return errUnknownType
 	}
 	if c.control == nil {
@@ -44,6 +44,9 @@ func (s *server) control(c *client, env envelope) *errorPayload {
 	}
 	if !c.control.Allow() {
 		return &errorPayload{Code: codeRateLimited, Text: fmt.Sprintf("slow down: at most %d ping and typing frames a second, %d at once", controlRate, controlBurst)}
+	}
+	if env.Type == typeHost {
+		return s.hostFrame(c, env.Payload)
 	}
 	if env.Type == typePing {
 		s.enqueue(c, pongFrame, false)

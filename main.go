@@ -144,6 +144,11 @@ type config struct {
 	// TLSHTTPPort is the plain-HTTP port when TLS is on: ACME challenges,
 	// /healthz and a redirect to https. Defaults to 80.
 	TLSHTTPPort int `env:"TLS_HTTP_PORT" envDefault:"80" help:"plain-HTTP port when TLS is on: ACME challenges, /healthz, redirect to https"`
+	// HostGrace is how long a created room waits for a host who left
+	// before the role passes to the member present longest, and how long a
+	// member who left may come back into a locked or knocking room with its
+	// rejoin secret. Defaults to 30s.
+	HostGrace time.Duration `env:"HOST_GRACE" envDefault:"30s" help:"how long a room waits for its host to come back before the role passes on, and a member who left may come back into a locked room"`
 	// MetricsAddr is where GET /metrics is served, apart from the public
 	// port, e.g. 127.0.0.1:9091. Defaults to empty: no metrics served.
 	MetricsAddr string `env:"METRICS_ADDR" help:"host:port serving GET /metrics apart from PORT; empty serves none"`

@@ -38,6 +38,7 @@ type serverMetrics struct {
 	cutOffs    map[string]*atomic.Uint64 // by close reason; read-only after start
 	refusals   map[string]*atomic.Uint64 // by error code; read-only after start
 	uploadsNo  map[string]*atomic.Uint64 // uploads refused, by error code; read-only after start
+	host       hostCounts                // hosted rooms' events (host.go)
 }
 
 // cutOffLabels names each close reason a member can be cut off with.
@@ -60,7 +61,8 @@ var refusalCodes = []string{
 	codeRateLimited, codeTooManyConns, codeMessageTooLong, codeNotEncrypted, codeBadMessage, codeBadRoom, codeBadUsername,
 	codeBadRequest, codeOriginNotAllowed, codeRoomFull, codeServerFull, codeShuttingDown,
 	codeUpgradeRequired, codeNotFound, codeRoomMoving, codeFileTooLarge, codeNotMember, codeBadFile,
-	codeUploadTimeout, codeStorageFull, codeFileGone, "other",
+	codeUploadTimeout, codeStorageFull, codeFileGone,
+	codeNotHost, codeNoSuchMember, codeNoSuchKnock, codeRoomLocked, codeKnockRefused, codeKnockFull, "other",
 }
 
 // uploadRefusalCodes are the reasons an upload is refused, as counted.
@@ -135,6 +137,7 @@ func (m *serverMetrics) writeTo(w io.Writer) {
 	for _, code := range uploadRefusalCodes {
 		fmt.Fprintf(b, "hallway_uploads_refused_total{code=%q} %d\n", code, m.uploadsNo[code].Load())
 	}
+	m.host.writeTo(b, family)
 	family("hallway_replays_total", "counter", "Requests sent to the machine that owns their room.")
 	fmt.Fprintf(b, "hallway_replays_total %d\n", m.replays.Load())
 	family("hallway_build_info", "gauge", "Always 1; the labels say which build this is.")

@@ -8,6 +8,7 @@ import { TypingIndicator, TypingSignal } from './typing.js';
 import { Notifier, mentions, supported as canNotify } from './notify.js';
 import { drawQR } from './share.js';
 import { FileShare, wireFiles } from './files.js';
+import { HostPanel, hostRefusals, wireHost } from './host.js';
 import {
   RoomSeal, available as canEncrypt, cost as sealedCost, keyFromHash, newRoomSecret, showSeal,
 } from './e2ee.js';
@@ -196,6 +197,7 @@ async function createRoom(capacity) {
     const body = await res.json().catch(() => ({}));
     if (res.status === 201 && typeof body.room === 'string') {
       const state = { created: true, private: capacity === 2, ...(sealed ? { key: sealed.secret } : {}) };
+      if (typeof body.host === 'string' && body.host) state.host = body.host; // history state only, never the link
       navigate(`/r/${encodeURIComponent(body.room)}${sealed ? `#k=${sealed.secret}` : ''}`, state);
       return;
     }
@@ -267,6 +269,7 @@ const refusals = {
   close_1003: { text: 'The server closed the connection after an unexpected message', retry: true },
   close_1009: { text: 'The server closed the connection: a message was too big', retry: true },
   close_4409: { text: 'Another connection took your place in this room', retry: true },
+  ...hostRefusals,
 };
 
 // sendErrors rewords the server's error codes for a failed message.
@@ -289,6 +292,7 @@ class RoomView {
     this.unread = 0;
     this.countdown = 0;
     this.seal = new RoomSeal('', {});
+    this.host = null; // the host controls (host.js)
     this.inbox = Promise.resolve(); // frames, handled one at a time: opening one takes a while
     this.outbox = Promise.resolve(); // sealed sends, in order
     this.list = new MessageList($('message-list'), $('messages'), $('empty'), {
@@ -331,6 +335,10 @@ class RoomView {
     seal.ready.then(() => {
       if (this.seal === seal) this.sealChanged();
     });
+    this.host = new HostPanel(this, state, navigate);
+    if (state.moved) {
+      this.list.addSystem('You moved to a fresh room with a new key: whoever was removed does not have this link.', 0, 'note');
+    }
     if (state.created && seal.secret) {
       this.list.addSystem('End-to-end encrypted room: the key is in the link, and Copy link includes it.', 0, 'note');
     }
@@ -367,6 +375,7 @@ class RoomView {
   }
 
   frame(type, p, info) {
+    if (this.host?.frame(type, p)) return undefined;
     switch (type) {
       case 'welcome': return this.welcome(p, info);
       case 'chatMessage': return this.chat(p);
@@ -402,6 +411,7 @@ class RoomView {
       this.list.addSystem(`Reconnected as ${this.me}.`, Date.now(), 'note');
     }
     this.quietDrop = false;
+    this.host?.welcome();
     if (info.missing) {
       // At the gap: what follows is what the server still had.
       this.list.addSystem('Some messages may be missing here: the server no longer had them all.', Date.now(), 'warn gap');
@@ -442,6 +452,7 @@ class RoomView {
   }
 
   error(p) {
+    if (this.host?.error(p)) return;
     const reason = sendErrors[p.code] || p.text || 'the server refused it.';
     if (p.clientId && this.list.fail(p.clientId, reason)) return;
     this.list.addSystem(p.text || `Error: ${p.code}`, Date.now(), 'warn');
@@ -725,6 +736,7 @@ function wire() {
 
   $('copy-link').addEventListener('click', () => room.copyLink());
   wireFiles(room.files);
+  wireHost(() => room.host);
   $('notify-on').addEventListener('change', toggleNotify);
   $('notify-text').addEventListener('change', () => notifier.setShowText($('notify-text').checked));
   if (canNotify()) {

@@ -12,6 +12,8 @@ export const closeCode = Object.freeze({
   internal: 1011,
   roomMoved: 4307, // the room now lives on another machine: rejoin
   replaced: 4409, // a newer connection with this one's rejoin secret took its place
+  denied: 4401, // the host did not let this knock in
+  removed: 4403, // the host removed this member
 });
 
 // minBackoffMs is the first delay before a reconnect after a failure.
@@ -129,7 +131,9 @@ export class RoomConnection {
 
   // send writes one envelope; it returns false when the socket is not open.
   send(type, payload) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.welcomed) return false;
+    // A knocker waiting to be let in sends only its heartbeat and a host's claim.
+    const ready = this.welcomed || (this.knocking && (type === 'ping' || type === 'host'));
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !ready) return false;
     this.ws.send(JSON.stringify({ type, payload }));
     return true;
   }
@@ -165,6 +169,7 @@ export class RoomConnection {
   connect() {
     clearTimeout(this.timer);
     this.welcomed = false;
+    this.knocking = false;
     this.setState({ state: 'connecting' });
     let opened = false;
     const ws = new WebSocket(this.url());
@@ -205,6 +210,8 @@ export class RoomConnection {
       this.setState({ state: 'open' });
     } else if ((env.type === 'chatMessage' || env.type === 'file') && Number.isSafeInteger(payload.id) && payload.id > this.lastId) {
       this.lastId = payload.id;
+    } else if (env.type === 'knocking') {
+      this.knocking = true; // a hosted room's waiting room: keep the heartbeat going
     } else if (env.type === 'pong') {
       return; // It has done its work by arriving.
     }
@@ -283,6 +290,8 @@ export class RoomConnection {
       case closeCode.unsupported:
       case closeCode.tooBig:
       case closeCode.replaced:
+      case closeCode.denied:
+      case closeCode.removed:
         // The server cut us off on purpose; reconnecting in a loop would
         // only repeat it. Let the person decide.
         this.setState({ state: 'stopped', code: `close_${code}`, text: reason || '' });
