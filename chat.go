@@ -53,6 +53,8 @@ type server struct {
 	history historyBudget
 	fleet   *fleet         // which machine owns each room
 	metrics *serverMetrics // counts for GET /metrics
+	relay   *turnRelay     // the built-in TURN relay, or nil (turn.go)
+	turnIDs sync.Map       // TURN credential id → *client, to count relayed calls
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -87,7 +89,8 @@ type room struct {
 	histBytes int      // their total length
 	lastID    uint64
 	idle      *time.Timer
-	idleGen   int // invalidates a timer that fired while the room was re-entered
+	idleGen   int      // invalidates a timer that fired while the room was re-entered
+	call      roomCall // who is in the room's call (call.go)
 }
 
 // newServer builds a server with no rooms.
@@ -106,6 +109,9 @@ func newServer(cfg config, logger *slog.Logger) *server {
 		fleet:     newFleet(cfg, logger),
 	}
 	s.metrics = newServerMetrics(s)
+	if s.relay = newTURNRelay(cfg); s.relay != nil {
+		s.relay.onAllocate = s.noteRelayed
+	}
 	go s.watchWrites(ctx)
 	return s
 }
@@ -277,6 +283,7 @@ func (s *server) join(c *client, requested string, from resumePoint) {
 	switch {
 	case quiet:
 		r.members[at] = c
+		r.replaceInCallLocked(old, c)
 	case old != nil:
 		r.removeLocked(old)
 		s.announceLeaveLocked(r, old)
@@ -289,6 +296,7 @@ func (s *server) join(c *client, requested string, from resumePoint) {
 	replay, gap := r.replayLocked(from)
 	s.enqueue(c, encodeFrame(typeWelcome, welcomePayload{
 		Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes, roomCipher: r.cipher, Epoch: r.epoch, Gap: gap, Rejoin: c.rejoin,
+		Call: s.callWelcomeLocked(r), ICEServers: s.iceServersFor(c),
 	}), false)
 	s.enqueueReplay(c, replay)
 	if !quiet && len(r.members) <= maxListedUsers {
@@ -342,6 +350,7 @@ func (s *server) leave(c *client) {
 	}
 	s.idleIfEmptyLocked(r)
 	r.mu.Unlock()
+	s.forgetTURNID(c)
 	s.release(c.ip)
 }
 
@@ -421,6 +430,7 @@ func (s *server) dropLocked(r *room, dropped []*client) {
 // announceLeaveLocked tells r that m left: by name while the room is small,
 // and by the count always.
 func (s *server) announceLeaveLocked(r *room, m *client) {
+	s.leaveCallLocked(r, m)
 	if len(r.members) < maxListedUsers {
 		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: m.name + " left", TS: nowMillis()}), false)
 	}

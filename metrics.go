@@ -34,6 +34,11 @@ type serverMetrics struct {
 	replays    atomic.Uint64
 	cutOffs    map[string]*atomic.Uint64 // by close reason; read-only after start
 	refusals   map[string]*atomic.Uint64 // by error code; read-only after start
+
+	callsStarted     atomic.Uint64 // calls whose first member joined
+	callJoins        atomic.Uint64 // members who joined a call
+	callsRelayed     atomic.Uint64 // calls in which a member took a TURN allocation
+	callParticipants atomic.Int64  // members in a call now
 }
 
 // cutOffLabels names each close reason a member can be cut off with.
@@ -55,7 +60,7 @@ const reasonTooBig = "frame too big"
 var refusalCodes = []string{
 	codeRateLimited, codeTooManyConns, codeMessageTooLong, codeNotEncrypted, codeBadMessage, codeBadRoom, codeBadUsername,
 	codeBadRequest, codeOriginNotAllowed, codeRoomFull, codeServerFull, codeShuttingDown,
-	codeUpgradeRequired, codeNotFound, codeRoomMoving, "other",
+	codeUpgradeRequired, codeNotFound, codeRoomMoving, codeCallFull, codeNotInCall, codeBadRecipient, codeSignalTooLarge, "other",
 }
 
 // newServerMetrics makes every series of s, at zero, so a scrape shows them
@@ -114,6 +119,8 @@ func (m *serverMetrics) writeTo(w io.Writer) {
 	}
 	family("hallway_replays_total", "counter", "Requests sent to the machine that owns their room.")
 	fmt.Fprintf(b, "hallway_replays_total %d\n", m.replays.Load())
+	m.writeCallMetrics(b)
+	m.s.relay.writeMetrics(b)
 	family("hallway_build_info", "gauge", "Always 1; the labels say which build this is.")
 	fmt.Fprintf(b, "hallway_build_info{%s} 1\n", m.build)
 	w.Write(b.Bytes())
