@@ -7,6 +7,7 @@ import { MessageList, hue } from './messages.js';
 import { TypingIndicator, TypingSignal } from './typing.js';
 import { Notifier, mentions, supported as canNotify } from './notify.js';
 import { drawQR } from './share.js';
+import { Call } from './call.js';
 import {
   RoomSeal, available as canEncrypt, cost as sealedCost, keyFromHash, newRoomSecret, showSeal,
 } from './e2ee.js';
@@ -284,6 +285,7 @@ class RoomView {
     });
     this.typing = new TypingIndicator($('typing'));
     this.signal = new TypingSignal((active) => Boolean(this.conn?.send('typing', { active })));
+    this.call = new Call({ send: (type, p) => Boolean(this.conn?.send(type, p)), seal: () => this.seal });
   }
 
   enter(code, name, state) {
@@ -324,6 +326,7 @@ class RoomView {
   }
 
   leave() {
+    this.call.reset();
     if (!this.conn) return;
     this.conn.stop();
     this.conn = null;
@@ -355,7 +358,9 @@ class RoomView {
       case 'userCount':
         this.replaying = false;
         return this.setUsers(Array.isArray(p.users) ? p.users : [], p.count);
-      case 'error': return this.error(p);
+      case 'error': return this.call.error(p) ? undefined : this.error(p);
+      case 'call': return this.call.update(Array.isArray(p.members) ? p.members.map(String) : []);
+      case 'signal': return this.call.signal(p);
       case 'typing':
         if (p.username !== this.me) this.typing.update(String(p.username ?? ''), p.active === true);
         return undefined;
@@ -370,6 +375,7 @@ class RoomView {
     this.sealChanged();
     if (Number(p.maxMessageBytes) > 0) this.maxBytes = Number(p.maxMessageBytes);
     $('me-name').textContent = this.me;
+    this.call.welcome(p, this.me);
     this.welcomes++;
     if (this.welcomes === 1) {
       if (asked && asked !== this.me) {
