@@ -224,7 +224,9 @@ export class Call {
   // update applies the server's list of who is in the call.
   update(members) {
     this.members = members;
-    if (this.joined) {
+    // Connections start once the server lists this page in the call, so
+    // that no signal is sent before the server would deliver it.
+    if (this.joined && members.includes(this.me)) {
       for (const name of members) {
         if (name !== this.me && !this.peers.has(name)) this.peers.set(name, new Peer(this, name));
       }
