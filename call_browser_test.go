@@ -183,7 +183,20 @@ func TestBrowserCallTwoPeopleAudioVideoAndScreen(t *testing.T) {
 	alice.click("call-screen")
 	bob.waitFor("Alice's screen", `() => document.querySelector('#call-screens .tile[data-name="Alice"]') &&
 		__pcs[0].getReceivers().filter((r) => r.track.kind === 'video' && !r.track.muted).length === 2`)
+	bob.waitFor("frames of the screen", `async () => {
+		let frames = 0;
+		(await __pcs[0].getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') frames = Math.min(frames || Infinity, s.framesDecoded); });
+		return frames > 10;
+	}`)
 	bob.screenshot("call-screen-share.png")
+	// On a phone, the call fits 360 px.
+	bob.do("phone size", chromedp.EmulateViewport(360, 740, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch))
+	bob.waitFor("the call to fit 360 px", `() => window.innerWidth === 360 && document.documentElement.scrollWidth <= 360 &&
+		[...document.querySelectorAll('#call-start, .call-controls button, #call-tiles .tile')].every((e) => {
+			const r = e.getBoundingClientRect();
+			return r.width > 0 && r.left >= 0 && r.right <= 360;
+		})`)
+	bob.screenshot("call-phone.png")
 	alice.click("call-screen") // Stop sharing
 	bob.waitFor("Alice's screen to go", `() => !document.querySelector('#call-screens .tile')`)
 	alice.waitFor("the screen track to end", `() => __screens.length === 1 && __screens[0].readyState === 'ended'`)
