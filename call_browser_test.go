@@ -66,7 +66,7 @@ window.__inbound = async () => {
 // of every kind in kinds than at the first look.
 window.__flowing = async (conns, kinds) => {
   let first = null;
-  for (const end = Date.now() + 15000; Date.now() < end;) {
+  for (const end = Date.now() + 12000; Date.now() < end;) {
     const now = await __inbound();
     if (now.length === conns) {
       if (!first) first = now;

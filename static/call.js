@@ -51,11 +51,24 @@ class Peer {
     this.pc.ontrack = (ev) => this.track(ev);
     this.pc.onconnectionstatechange = () => this.stateChanged();
     this.timer = setTimeout(() => this.noPath(), noPathAfter);
-    for (const t of call.localTracks()) this.addTrack(t.track, t.stream);
+    // The member who joined later makes the first offer; the other adds
+    // its tracks only on answering it. Two first offers crossing would be
+    // resolved by the pattern, but a rolled-back first offer can leave ICE
+    // without candidates to send.
+    this.started = call.members.indexOf(call.me) > call.members.indexOf(name);
+    if (this.started) this.start();
+  }
+
+  // start adds the local tracks, and asks to receive audio even when there
+  // is none to send, so that a listener's first offer has something in it.
+  start() {
+    this.started = true;
+    for (const t of this.call.localTracks()) this.addTrack(t.track, t.stream);
+    if (!this.call.mic && this.pc.getTransceivers().length === 0) this.pc.addTransceiver('audio', { direction: 'recvonly' });
   }
 
   addTrack(track, stream) {
-    this.senders.set(track, this.pc.addTrack(track, stream));
+    if (this.started && !this.senders.has(track)) this.senders.set(track, this.pc.addTrack(track, stream));
   }
 
   removeTrack(track) {
@@ -86,6 +99,7 @@ class Peer {
       this.ignoreOffer = !this.polite && collision;
       if (this.ignoreOffer) return;
       await pc.setRemoteDescription(d);
+      if (d.type === 'offer' && !this.started) this.start();
       if (d.type === 'offer') {
         await pc.setLocalDescription();
         this.send({ description: pc.localDescription.toJSON(), screen: this.call.screenId() });
