@@ -61,6 +61,8 @@ type server struct {
 	fleet   *fleet         // which machine owns each room
 	metrics *serverMetrics // counts for GET /metrics
 	knocks  *ipLimiter     // knocks per IP (host.go); made when first needed, under mu
+	relay   *turnRelay     // the built-in TURN relay, or nil (turn.go)
+	turnIDs sync.Map       // TURN credential id → *client, to count relayed calls
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -99,6 +101,7 @@ type room struct {
 	idle      *time.Timer
 	idleGen   int        // invalidates a timer that fired while the room was re-entered
 	host      *hostState // a created room's host, lock and knocks (host.go); nil for named rooms
+	call      roomCall   // who is in the room's call (call.go)
 }
 
 // newServer builds a server with no rooms.
@@ -119,6 +122,9 @@ func newServer(cfg config, logger *slog.Logger) *server {
 		fleet:     newFleet(cfg, logger),
 	}
 	s.metrics = newServerMetrics(s)
+	if s.relay = newTURNRelay(cfg); s.relay != nil {
+		s.relay.onAllocate = s.noteRelayed
+	}
 	go s.watchWrites(ctx)
 	return s
 }
@@ -315,6 +321,7 @@ func (s *server) joinLocked(c *client, requested string, from resumePoint) {
 	switch {
 	case quiet:
 		r.members[at] = c
+		r.replaceInCallLocked(old, c)
 	case old != nil:
 		r.removeLocked(old)
 		s.announceLeaveLocked(r, old)
@@ -328,7 +335,7 @@ func (s *server) joinLocked(c *client, requested string, from resumePoint) {
 	replay, gap := r.replayLocked(from)
 	s.enqueue(c, encodeFrame(typeWelcome, welcomePayload{
 		Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes, roomCipher: r.cipher, Epoch: r.epoch, Gap: gap, Rejoin: c.rejoin,
-		Files: s.welcomeFiles(c),
+		Files: s.welcomeFiles(c), Call: s.callWelcomeLocked(r), ICEServers: s.iceServersFor(c),
 	}), false)
 	s.enqueueReplay(c, replay)
 	if !quiet && len(r.members) <= maxListedUsers {
@@ -383,6 +390,7 @@ func (s *server) leave(c *client) {
 	s.hostLeftLocked(r, c)
 	s.idleIfEmptyLocked(r)
 	r.mu.Unlock()
+	s.forgetTURNID(c)
 	s.release(c.ip)
 }
 
@@ -462,6 +470,7 @@ func (s *server) dropLocked(r *room, dropped []*client) {
 // announceLeaveLocked tells r that m left: by name while the room is small,
 // and by the count always.
 func (s *server) announceLeaveLocked(r *room, m *client) {
+	s.leaveCallLocked(r, m)
 	if len(r.members) < maxListedUsers {
 		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: m.name + " left", TS: nowMillis()}), false)
 	}

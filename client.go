@@ -89,6 +89,11 @@ type client struct {
 	limiter *rate.Limiter // flood control
 	abuse   *rate.Limiter // budget of rejected frames
 	control *rate.Limiter // flood control of ping and typing frames
+	signal  *rate.Limiter // flood control of signal frames (call.go)
+
+	// turnID names this connection in its TURN credentials, which carry no
+	// name; it maps an allocation back to a call, for metrics only.
+	turnID string
 
 	pinger       *time.Timer  // next liveness check
 	writingSince atomic.Int64 // UnixNano when the write under way began; 0 when none
@@ -98,7 +103,7 @@ type client struct {
 // byte of text as six (\u0000), so an honest message of maxBytes always fits
 // and gets a precise message_too_long; anything larger is closed with 1009.
 func readLimitFor(maxBytes int) int64 {
-	return int64(6*maxBytes + 1024)
+	return max(int64(6*maxBytes+1024), maxSignalBytes+1024)
 }
 
 // smallBuffers hands websocket.Accept the hijacked connection with buffers

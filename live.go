@@ -36,6 +36,9 @@ var pongFrame = encodeFrame(typePong, struct{}{})
 // is stored, logged or counted as a message. It returns an error payload
 // for a frame it refuses.
 func (s *server) control(c *client, env envelope) *errorPayload {
+	if env.Type == typeCall || env.Type == typeSignal {
+		return s.callControl(c, env)
+	}
 	if env.Type != typePing && env.Type != typeTyping && env.Type != typeHost {
 		return errUnknownType
 	}

@@ -152,6 +152,42 @@ type config struct {
 	// MetricsAddr is where GET /metrics is served, apart from the public
 	// port, e.g. 127.0.0.1:9091. Defaults to empty: no metrics served.
 	MetricsAddr string `env:"METRICS_ADDR" help:"host:port serving GET /metrics apart from PORT; empty serves none"`
+	// CallMax caps the members of one room's call. Every member of a mesh
+	// call uploads its media once per other member, so six is about what a
+	// home uplink carries with video on. Defaults to 6; 0 turns calls off.
+	CallMax int `env:"CALL_MAX" envDefault:"6" help:"most people in one room's call (a mesh: each uploads to every other); 0 turns calls off"`
+	// TURNPort is the UDP port of the built-in STUN/TURN relay. Defaults to
+	// 0: no relay.
+	TURNPort int `env:"TURN_PORT" envDefault:"0" help:"UDP port of the built-in STUN/TURN relay; 0 runs none"`
+	// TURNTCPPort is a TCP port for TURN too, for networks that block UDP.
+	// Defaults to 0: UDP only.
+	TURNTCPPort int `env:"TURN_TCP_PORT" envDefault:"0" help:"TCP port of the built-in TURN relay, for networks that block UDP; 0 offers none"`
+	// TURNPublicIP is the relay's address as the internet sees it, given to
+	// pages and in relay candidates. Required with TURN_PORT.
+	TURNPublicIP string `env:"TURN_PUBLIC_IP" help:"the relay's public IP address; required with TURN_PORT"`
+	// TURNBind is the address the relay's sockets bind. Defaults to
+	// 0.0.0.0; on Fly.io, fly-global-services.
+	TURNBind string `env:"TURN_BIND" envDefault:"0.0.0.0" help:"address the relay's sockets bind; fly-global-services on Fly.io"`
+	// TURNRelayPorts is the UDP port range of relayed addresses. Defaults
+	// to 49152-65535.
+	TURNRelayPorts string `env:"TURN_RELAY_PORTS" envDefault:"49152-65535" help:"UDP port range of relayed addresses, first-last"`
+	// TURNSecret signs TURN credentials (coturn's use-auth-secret). Defaults
+	// to a random secret per process; set it when several relays share it.
+	TURNSecret string `env:"TURN_SECRET" help:"shared secret of TURN REST credentials (coturn use-auth-secret); default random per process"`
+	// TURNCredentialTTL is how long a member's TURN credentials allow new
+	// allocations and refreshes. Defaults to 2h.
+	TURNCredentialTTL time.Duration `env:"TURN_CREDENTIAL_TTL" envDefault:"2h" help:"lifetime of the TURN credentials a member gets"`
+	// TURNAllocationsPerIP caps the relay allocations of one client IP.
+	// Defaults to 20: each peer connection of a six-person call takes one
+	// or two.
+	TURNAllocationsPerIP int `env:"TURN_ALLOCATIONS_PER_IP" envDefault:"20" help:"most TURN allocations held by one client IP"`
+	// TURNBandwidth caps the bytes per second one allocation relays, both
+	// ways together. Defaults to 512KiB (about 4 Mbit/s).
+	TURNBandwidth byteSize `env:"TURN_BANDWIDTH" envDefault:"512KiB" help:"most bytes a second one TURN allocation relays"`
+	// ICEServers is a JSON array of RTCIceServer objects handed to pages,
+	// e.g. an operator's coturn; turn: entries without a username get TURN
+	// REST credentials signed with TURN_SECRET. Defaults to none.
+	ICEServers string `env:"ICE_SERVERS" help:"JSON array of extra ICE servers (RTCIceServer) for pages, e.g. an operator's coturn"`
 }
 
 // loadConfig reads the configuration from environ (os.Environ when nil) and
@@ -234,6 +270,7 @@ func (c config) validate() error {
 	check(c.IdleExit >= 0, "IDLE_EXIT", "%v is negative", c.IdleExit)
 	check(c.MetricsAddr == "" || validAddr(c.MetricsAddr), "METRICS_ADDR", "%q is not host:port", c.MetricsAddr)
 	errs = append(errs, c.validateTLS()...)
+	errs = append(errs, c.validateCalls()...)
 	return errors.Join(errs...)
 }
 
@@ -330,6 +367,9 @@ func serve(ctx context.Context, l net.Listener, cfg config, logger *slog.Logger,
 	ctx, stopFleet := srv.runFleet(ctx)
 	defer stopFleet()
 	if err := srv.listenMetrics(ctx); err != nil {
+		return err
+	}
+	if err := srv.relay.start(ctx); err != nil {
 		return err
 	}
 	hs := &http.Server{

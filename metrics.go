@@ -39,6 +39,11 @@ type serverMetrics struct {
 	refusals   map[string]*atomic.Uint64 // by error code; read-only after start
 	uploadsNo  map[string]*atomic.Uint64 // uploads refused, by error code; read-only after start
 	host       hostCounts                // hosted rooms' events (host.go)
+
+	callsStarted     atomic.Uint64 // calls whose first member joined
+	callJoins        atomic.Uint64 // members who joined a call
+	callsRelayed     atomic.Uint64 // calls in which a member took a TURN allocation
+	callParticipants atomic.Int64  // members in a call now
 }
 
 // cutOffLabels names each close reason a member can be cut off with.
@@ -62,7 +67,8 @@ var refusalCodes = []string{
 	codeBadRequest, codeOriginNotAllowed, codeRoomFull, codeServerFull, codeShuttingDown,
 	codeUpgradeRequired, codeNotFound, codeRoomMoving, codeFileTooLarge, codeNotMember, codeBadFile,
 	codeUploadTimeout, codeStorageFull, codeFileGone,
-	codeNotHost, codeNoSuchMember, codeNoSuchKnock, codeRoomLocked, codeKnockRefused, codeKnockFull, "other",
+	codeNotHost, codeNoSuchMember, codeNoSuchKnock, codeRoomLocked, codeKnockRefused, codeKnockFull,
+	codeCallFull, codeNotInCall, codeBadRecipient, codeSignalTooLarge, "other",
 }
 
 // uploadRefusalCodes are the reasons an upload is refused, as counted.
@@ -140,6 +146,8 @@ func (m *serverMetrics) writeTo(w io.Writer) {
 	m.host.writeTo(b, family)
 	family("hallway_replays_total", "counter", "Requests sent to the machine that owns their room.")
 	fmt.Fprintf(b, "hallway_replays_total %d\n", m.replays.Load())
+	m.writeCallMetrics(b)
+	m.s.relay.writeMetrics(b)
 	family("hallway_build_info", "gauge", "Always 1; the labels say which build this is.")
 	fmt.Fprintf(b, "hallway_build_info{%s} 1\n", m.build)
 	w.Write(b.Bytes())

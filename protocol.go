@@ -25,6 +25,8 @@ const (
 	typePong        = "pong"   // server → that client alone: yes
 	typeTyping      = "typing" // both ways; see typingPayload
 	typeFile        = "file"   // server → clients: a file shared; see filePayload
+	typeCall        = "call"   // client: join or leave the call (callRequest); server → all: who is in it (callInfo)
+	typeSignal      = "signal" // both ways, to one call member only; see signalPayload
 )
 
 // Error codes carried by error frames and HTTP error bodies. They are stable:
@@ -44,6 +46,10 @@ const (
 	codeUpgradeRequired  = "upgrade_required"
 	codeNotFound         = "not_found"
 	codeNotEncrypted     = "not_encrypted"
+	codeCallFull         = "call_full"        // the call has CALL_MAX members already
+	codeNotInCall        = "not_in_call"      // a signal between members not both in the call
+	codeBadRecipient     = "bad_recipient"    // a signal to oneself or to no member of the room
+	codeSignalTooLarge   = "signal_too_large" // a signal payload over maxSignalBytes
 )
 
 // Limits of the protocol itself, as opposed to the configurable ones.
@@ -89,6 +95,13 @@ type welcomePayload struct {
 	Rejoin string `json:"rejoin,omitempty"`
 	// Files says how to share files here; absent when the server takes none.
 	Files *fileLimits `json:"files,omitempty"`
+	// Call is who is in the room's call, and how many it may hold; absent
+	// when calls are turned off (CALL_MAX=0).
+	Call *callInfo `json:"call,omitempty"`
+	// ICEServers are the STUN and TURN servers for this member's calls,
+	// with TURN credentials made for this connection alone (see turn.go).
+	// Absent when none is configured: calls then use host candidates only.
+	ICEServers []iceServer `json:"iceServers,omitempty"`
 }
 
 // fileLimits is what a welcome says of files: the largest one, what one
@@ -119,6 +132,36 @@ type filePayload struct {
 	Height   int    `json:"height,omitempty"`
 	TS       int64  `json:"ts"`
 	ClientID string `json:"clientId,omitempty"`
+}
+
+// callRequest is a client's call frame: {"action": "join"} or "leave".
+type callRequest struct {
+	Action string `json:"action"`
+}
+
+// callInfo is the server's call frame, sent to every member of the room
+// whenever the call changes: its members by name, in order of joining.
+type callInfo struct {
+	Members []string `json:"members"`
+	Max     int      `json:"max"`
+}
+
+// signalPayload is a signal frame: a session description or ICE candidate
+// for one member. From a client it carries To and Data; the server delivers
+// From and Data to that member alone. Data is opaque to the server, except
+// that in an encrypted room it must be a sealed string.
+type signalPayload struct {
+	To   string          `json:"to,omitempty"`
+	From string          `json:"from,omitempty"`
+	Data json.RawMessage `json:"data"`
+}
+
+// iceServer is one entry of RTCConfiguration.iceServers, as the page hands
+// it to RTCPeerConnection.
+type iceServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
 }
 
 // typingPayload is a typing frame. From a client it carries only Active;
@@ -196,7 +239,7 @@ func parseClientFrame(data []byte, maxBytes int) (inboundMessage, *errorPayload)
 }
 
 // errUnknownType answers a frame of a type clients may not send.
-var errUnknownType = &errorPayload{Code: codeBadMessage, Text: "unknown frame type; clients send chatMessage, ping or typing"}
+var errUnknownType = &errorPayload{Code: codeBadMessage, Text: "unknown frame type; clients send chatMessage, ping, typing, call or signal"}
 
 // decodeEnvelope decodes the outer shape of one client frame.
 func decodeEnvelope(data []byte) (envelope, *errorPayload) {

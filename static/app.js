@@ -9,6 +9,7 @@ import { Notifier, mentions, supported as canNotify } from './notify.js';
 import { drawQR } from './share.js';
 import { FileShare, wireFiles } from './files.js';
 import { HostPanel, hostRefusals, wireHost } from './host.js';
+import { Call } from './call.js';
 import {
   RoomSeal, available as canEncrypt, cost as sealedCost, keyFromHash, newRoomSecret, showSeal,
 } from './e2ee.js';
@@ -306,6 +307,7 @@ class RoomView {
     });
     this.typing = new TypingIndicator($('typing'));
     this.signal = new TypingSignal((active) => Boolean(this.conn?.send('typing', { active })));
+    this.call = new Call({ send: (type, p) => Boolean(this.conn?.send(type, p)), seal: () => this.seal });
   }
 
   enter(code, name, state) {
@@ -351,6 +353,7 @@ class RoomView {
   }
 
   leave() {
+    this.call.reset();
     if (!this.conn) return;
     this.conn.stop();
     this.conn = null;
@@ -384,7 +387,9 @@ class RoomView {
       case 'userCount':
         this.replaying = false;
         return this.setUsers(Array.isArray(p.users) ? p.users : [], p.count);
-      case 'error': return this.error(p);
+      case 'error': return this.call.error(p) ? undefined : this.error(p);
+      case 'call': return this.call.update(Array.isArray(p.members) ? p.members.map(String) : []);
+      case 'signal': return this.call.signal(p);
       case 'typing':
         if (p.username !== this.me) this.typing.update(String(p.username ?? ''), p.active === true);
         return undefined;
@@ -400,6 +405,7 @@ class RoomView {
     if (Number(p.maxMessageBytes) > 0) this.maxBytes = Number(p.maxMessageBytes);
     this.files.welcome(p.files);
     $('me-name').textContent = this.me;
+    this.call.welcome(p, this.me);
     this.welcomes++;
     if (this.welcomes === 1) {
       if (asked && asked !== this.me) {
