@@ -136,17 +136,7 @@ func TestAttackWithUploads(t *testing.T) {
 	attack.Wait()
 	healthy, unhealthy := health()
 
-	stats, err := loadgen.ReadProcStats(srv.pid)
-	if err != nil {
-		t.Fatalf("the server process is gone: %v\nit printed:\n%s", err, srv.output())
-	}
-	a.log(stats, healthy, unhealthy)
-	if stats.PeakRSS > attackRSSBound {
-		t.Errorf("peak RSS %.1f MB, over the documented bound of %.1f MB", mb(stats.PeakRSS), mb(attackRSSBound))
-	}
-	if unhealthy > 0 || healthy == 0 {
-		t.Errorf("/healthz answered %d times and failed %d times during the attack; want every answer", healthy, unhealthy)
-	}
+	a.checkSurvived(srv, healthy, unhealthy)
 	if a.refusals["upload 201"] == 0 {
 		t.Errorf("no upload was stored at all: %v", a.refusals)
 	}

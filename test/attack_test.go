@@ -152,17 +152,7 @@ func TestAttackFromOneIP(t *testing.T) {
 	attack.Wait()
 	healthy, unhealthy := health()
 
-	stats, err := loadgen.ReadProcStats(srv.pid)
-	if err != nil {
-		t.Fatalf("the server process is gone: %v\nit printed:\n%s", err, srv.output())
-	}
-	a.log(stats, healthy, unhealthy)
-	if stats.PeakRSS > attackRSSBound {
-		t.Errorf("peak RSS %.1f MB, over the documented bound of %.1f MB", mb(stats.PeakRSS), mb(attackRSSBound))
-	}
-	if unhealthy > 0 || healthy == 0 {
-		t.Errorf("/healthz answered %d times and failed %d times during the attack; want every answer", healthy, unhealthy)
-	}
+	a.checkSurvived(srv, healthy, unhealthy)
 	alice.say(ctx, t, "still here")
 	if got := bob.nextText(ctx, t); got != "still here" {
 		t.Errorf("after the attack bob got %q, want alice's message", got)
@@ -170,6 +160,24 @@ func TestAttackFromOneIP(t *testing.T) {
 	a.checkRefusals()
 	a.closeAll()
 	a.checkFloodCut(ctx)
+}
+
+// checkSurvived requires that the server process outlived the attack with
+// its peak RSS within the documented bound, and that /healthz answered
+// every time it was asked during it.
+func (a *attacker) checkSurvived(srv *attackProcess, healthy, unhealthy int) {
+	a.t.Helper()
+	stats, err := loadgen.ReadProcStats(srv.pid)
+	if err != nil {
+		a.t.Fatalf("the server process is gone: %v\nit printed:\n%s", err, srv.output())
+	}
+	a.log(stats, healthy, unhealthy)
+	if stats.PeakRSS > attackRSSBound {
+		a.t.Errorf("peak RSS %.1f MB, over the documented bound of %.1f MB", mb(stats.PeakRSS), mb(attackRSSBound))
+	}
+	if unhealthy > 0 || healthy == 0 {
+		a.t.Errorf("/healthz answered %d times and failed %d times during the attack; want every answer", healthy, unhealthy)
+	}
 }
 
 // closeAll closes every connection the attacker holds, so that its address
