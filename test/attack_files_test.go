@@ -14,7 +14,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"hallway/internal/loadgen"
 	"io"
 	"net/http"
 	"sync"
@@ -102,16 +101,7 @@ func (a *attacker) upload(ctx context.Context, ip, room, token string, data []by
 }
 
 func TestAttackWithUploads(t *testing.T) {
-	if testing.Short() {
-		t.Skip("attack test: skipped with -short")
-	}
-	if err := loadgen.RaiseFileLimit(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), attackTimeout)
-	defer cancel()
-	srv := startAttackServer(ctx, t)
-	a := &attacker{t: t, base: srv.base, refusals: map[string]int{}}
+	ctx, srv, a := startAttack(t)
 	alice := a.fileMember(ctx, "198.51.100.1", "honest", "alice")
 	bob := a.fileMember(ctx, "198.51.100.2", "honest", "bob")
 	if alice == nil || bob == nil {

@@ -114,7 +114,10 @@ func attackText(i int) string {
 	return strings.Repeat(`"`, 4096)
 }
 
-func TestAttackFromOneIP(t *testing.T) {
+// startAttack starts the server under attack and the attacker, within
+// attackTimeout; the server's output is logged if the test fails.
+func startAttack(t *testing.T) (context.Context, *attackProcess, *attacker) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("attack test: skipped with -short")
 	}
@@ -122,14 +125,18 @@ func TestAttackFromOneIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), attackTimeout)
-	defer cancel()
+	t.Cleanup(cancel)
 	srv := startAttackServer(ctx, t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("the server printed:\n%s", srv.output())
 		}
 	})
-	a := &attacker{t: t, base: srv.base, refusals: map[string]int{}}
+	return ctx, srv, &attacker{t: t, base: srv.base, refusals: map[string]int{}}
+}
+
+func TestAttackFromOneIP(t *testing.T) {
+	ctx, srv, a := startAttack(t)
 
 	alice, bob := a.honestPair(ctx)
 	health := a.watchHealth(ctx)

@@ -77,12 +77,7 @@ func startCaddy(t *testing.T, nodes []string) string {
 // README says, so neither is checked here.)
 func TestCaddyFromREADME(t *testing.T) {
 	t.Parallel()
-	var procs []*loadgen.Process
-	var nodes []string
-	for range readmeNodes {
-		p, base := startNode(t, "MAX_ROOM_CLIENTS=3")
-		procs, nodes = append(procs, p), append(nodes, base)
-	}
+	procs, nodes := startNodes(t, "MAX_ROOM_CLIENTS=3")
 	front := startCaddy(t, nodes)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -23,22 +23,14 @@ import (
 
 func TestFilesBehindHAProxy(t *testing.T) {
 	t.Parallel()
-	var nodes []string
-	for range readmeNodes {
-		_, base := startNode(t)
-		nodes = append(nodes, base)
-	}
+	_, nodes := startNodes(t)
 	_, front := startHAProxy(t, nodes)
 	lbShares(t, front)
 }
 
 func TestFilesBehindCaddy(t *testing.T) {
 	t.Parallel()
-	var nodes []string
-	for range readmeNodes {
-		_, base := startNode(t)
-		nodes = append(nodes, base)
-	}
+	_, nodes := startNodes(t)
 	lbShares(t, startCaddy(t, nodes))
 }
 

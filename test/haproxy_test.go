@@ -72,6 +72,19 @@ func startNode(t *testing.T, environ ...string) (*loadgen.Process, string) {
 	return startServer(t, hallwayBin, append(slices.Clone(nodeEnv), environ...)...)
 }
 
+// startNodes starts one node for each address the README's configuration
+// names, and returns the processes and their base URLs.
+func startNodes(t *testing.T, environ ...string) ([]*loadgen.Process, []string) {
+	t.Helper()
+	var procs []*loadgen.Process
+	var nodes []string
+	for range readmeNodes {
+		p, base := startNode(t, environ...)
+		procs, nodes = append(procs, p), append(nodes, base)
+	}
+	return procs, nodes
+}
+
 // startNodeOn is startNode on a given loopback port: a node coming back.
 func startNodeOn(t *testing.T, port string, environ ...string) (*loadgen.Process, string) {
 	t.Helper()
@@ -153,13 +166,8 @@ func (h *haproxyProcess) start(t *testing.T, front string) {
 
 func TestHAProxyFromREADME(t *testing.T) {
 	t.Parallel()
-	var procs []*loadgen.Process
-	var nodes []string
-	for range readmeNodes {
-		// A room of three is full, so a full room answers only from its node.
-		p, base := startNode(t, "MAX_ROOM_CLIENTS=3")
-		procs, nodes = append(procs, p), append(nodes, base)
-	}
+	// A room of three is full, so a full room answers only from its node.
+	procs, nodes := startNodes(t, "MAX_ROOM_CLIENTS=3")
 	lb, front := startHAProxy(t, nodes)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
