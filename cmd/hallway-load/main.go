@@ -28,6 +28,9 @@ import (
 )
 
 func main() {
+	if loadgen.ServeFloor() {
+		return
+	}
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "hallway-load:", err)
 		os.Exit(1)
@@ -58,6 +61,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.Dials, "dials", o.Dials, "handshakes in flight at once while members join")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on each workload")
 	fs.BoolVar(&o.CheckOrder, "checkorder", false, "burst: require every member to receive the same messages in one order")
+	floor := fs.Bool("floor", true, "after burst, steady and rooms, measure the machine's floor for the same traffic and print the ratio to it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,6 +76,11 @@ func run(args []string, out io.Writer) error {
 		}
 		defer os.RemoveAll(dir)
 		if o.Server, err = buildServer(dir); err != nil {
+			return err
+		}
+	}
+	if *floor {
+		if o.FloorExe, err = os.Executable(); err != nil {
 			return err
 		}
 	}

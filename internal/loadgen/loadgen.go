@@ -65,6 +65,7 @@ type Options struct {
 	Dials        int           // handshakes in flight at once while members join
 	Timeout      time.Duration // bound on each workload
 	CheckOrder   bool          // burst: every member must see the same ids in one order
+	FloorExe     string        // binary that serves the floor (see ServeFloor); empty runs no floor
 }
 
 // Defaults are the settings the README's figures were measured with.
@@ -116,10 +117,10 @@ var Names = []string{"burst", "plainburst", "steady", "plainsteady", "rooms", "i
 
 // workloads runs each workload by name.
 var workloads = map[string]func(context.Context, TB){
-	"burst":       func(ctx context.Context, tb TB) { loadBurst(ctx, tb, false) },
-	"plainburst":  func(ctx context.Context, tb TB) { loadBurst(ctx, tb, true) },
-	"steady":      func(ctx context.Context, tb TB) { loadSteady(ctx, tb, false) },
-	"plainsteady": func(ctx context.Context, tb TB) { loadSteady(ctx, tb, true) },
+	"burst":       func(ctx context.Context, tb TB) { loadBurst(ctx, tb, "burst") },
+	"plainburst":  func(ctx context.Context, tb TB) { loadBurst(ctx, tb, "plainburst") },
+	"steady":      func(ctx context.Context, tb TB) { loadSteady(ctx, tb, "steady") },
+	"plainsteady": func(ctx context.Context, tb TB) { loadSteady(ctx, tb, "plainsteady") },
 	"rooms":       loadRooms,
 	"idle":        loadIdleConns,
 	"startup":     loadStartup,

@@ -19,39 +19,42 @@ import (
 	"github.com/coder/websocket"
 )
 
-// loadBurst runs the burst workload, with plain or batching members, and
-// fails on any loss: every member is promised every message.
-func loadBurst(ctx context.Context, t TB, plain bool) {
+// loadBurst runs the burst or plainburst workload, and fails on any loss:
+// every member is promised every message. Then it measures its floor.
+func loadBurst(ctx context.Context, t TB, name string) {
 	tg := loadTargetFor(ctx, t)
-	tg.Plain = plain
+	tg.Plain = name == "plainburst"
 	spec := flowSpec{clients: opts.Clients, senders: opts.Senders, keepIDs: opts.CheckOrder}
 	r := runFlow(ctx, t, tg, spec, burstSend(opts.Messages))
 	r.logBurst(t, opts.Messages)
 	checkNoLoss(t, r)
+	compareToFloor(ctx, t, name, r.perCPU())
 	if opts.CheckOrder {
 		checkOneOrder(t, r.members, opts.Senders*opts.Messages)
 	}
 }
 
-// loadSteady runs the steady workload, with plain or batching members, and
-// fails on any loss.
-func loadSteady(ctx context.Context, t TB, plain bool) {
+// loadSteady runs the steady or plainsteady workload, and fails on any
+// loss. Then it measures its floor.
+func loadSteady(ctx context.Context, t TB, name string) {
 	tg := loadTargetFor(ctx, t)
-	tg.Plain = plain
+	tg.Plain = name == "plainsteady"
 	spec := flowSpec{clients: opts.Clients, senders: opts.Senders}
 	r := runFlow(ctx, t, tg, spec, steadySend(opts.Rate, opts.Duration))
 	r.logSteady(t, opts.Rate, opts.Duration)
 	checkNoLoss(t, r)
+	compareToFloor(ctx, t, name, r.perCPU())
 }
 
 // loadRooms runs the many-small-rooms workload with plain members, and
-// fails on any loss.
+// fails on any loss. Then it measures its floor.
 func loadRooms(ctx context.Context, t TB) {
 	tg := loadTargetFor(ctx, t)
 	tg.Plain = true
 	r := runRooms(ctx, t, tg, opts.RoomsClients, opts.RoomSize, steadySend(opts.RoomRate, opts.Duration))
 	r.logSteady(t, opts.RoomRate, opts.Duration)
 	checkNoLoss(t, r)
+	compareToFloor(ctx, t, "rooms", r.perCPU())
 }
 
 // loadIdleConns runs the idle workload.
@@ -367,6 +370,15 @@ func (r flowResult) logDeliveries(tb TB) {
 		opts.Dials, FormatDropped(r.joinDropped), r.live, r.spec.clients)
 	tb.Logf("  expected %d deliveries (%d sent x %d connected), delivered %d, lost %d, out of order %d; dropped while sending: %s",
 		r.expected, r.sent, r.live, r.delivered, r.expected-r.delivered, r.outOfOrder, FormatDropped(r.dropped))
+}
+
+// perCPU is deliveries per server CPU-second; 0 when not measured or
+// under one tick.
+func (r flowResult) perCPU() float64 {
+	if cpu := r.after.CPU - r.before.CPU; r.measured && cpu > 0 {
+		return float64(r.delivered) / cpu.Seconds()
+	}
+	return 0
 }
 
 // logServer prints the server's CPU and memory over the sending window.
