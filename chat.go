@@ -102,6 +102,9 @@ type room struct {
 	idleGen   int        // invalidates a timer that fired while the room was re-entered
 	host      *hostState // a created room's host, lock and knocks (host.go); nil for named rooms
 	call      roomCall   // who is in the room's call (call.go)
+	// quietAt is when, in UnixNano, the room's traffic has paused long
+	// enough for a broadcast to write to idle members itself (fanout.go).
+	quietAt int64
 }
 
 // newServer builds a server with no rooms.
@@ -419,26 +422,6 @@ func (s *server) publish(c *client, in inboundMessage) (backlog bool) {
 	if s.history.over() {
 		s.trimHistory()
 	}
-	return backlog
-}
-
-// broadcastLocked hands the same bytes to every member of r without
-// blocking. A member that enqueue finds too slow is cut off, and the room
-// hears it left. It reports whether any member's queue is more than half full.
-//
-// isCount marks a userCount frame: it replaces a count still waiting in a
-// member's queue, since only the newest matters, so a crowd arriving at once
-// costs each member one frame rather than one per newcomer.
-func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog bool) {
-	var dropped []*client
-	for _, m := range r.members {
-		ok, behind := s.enqueue(m, frame, isCount)
-		if !ok {
-			dropped = append(dropped, m)
-		}
-		backlog = backlog || behind
-	}
-	s.dropLocked(r, dropped)
 	return backlog
 }
 

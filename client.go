@@ -130,7 +130,7 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		rd = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(readBufferSize, n))
 		rd.Peek(n) // Reads the early bytes alone: the first reader holds exactly n.
 	}
-	w.sock.conn = conn
+	w.sock.attach(conn)
 	return conn, bufio.NewReadWriter(rd, bufio.NewWriterSize(w.sock, writeBufferSize)), nil
 }
 

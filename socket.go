@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -41,6 +42,41 @@ type socketWriter struct {
 	corked    bool
 	closeSent bool    // the library wrote a close frame: no message may follow
 	buf       *[]byte // pooled, only while corked
+	// pending is what a write that would have blocked left of a frame
+	// (see tryWrite); it leaves before anything else, by the writer.
+	pending []byte
+	// raw writes to the socket without waiting; nil where that cannot be
+	// done, and every frame then goes through the writer goroutine.
+	raw syscall.RawConn
+}
+
+// attach makes conn the connection written to.
+func (w *socketWriter) attach(conn net.Conn) {
+	w.conn = conn
+	w.raw = rawConnOf(conn)
+}
+
+// tryWrite writes the framed message p to the socket if that can be done
+// without blocking, all of it or a part, and reports how many bytes went;
+// a part's rest is kept in pending for the writer, which must then run.
+// It writes nothing after a close frame, nor ahead of bytes already
+// waiting, and it never waits for a write under way.
+func (w *socketWriter) tryWrite(p []byte) int {
+	// Busy means a write is under way, perhaps blocked: the library's
+	// ping, pong or close frame to a client that does not read. Waiting
+	// for it would hold the room.
+	if !w.mu.TryLock() {
+		return 0
+	}
+	defer w.mu.Unlock()
+	if w.raw == nil || w.closeSent || w.corked || len(w.pending) > 0 {
+		return 0
+	}
+	n := writeNow(w.raw, p)
+	if n > 0 && n < len(p) {
+		w.pending = append([]byte(nil), p[n:]...)
+	}
+	return n
 }
 
 // Write takes one of the library's frames: it flushes its own buffer once
@@ -52,6 +88,9 @@ func (w *socketWriter) Write(p []byte) (int, error) {
 		w.closeSent = true
 	}
 	if !w.corked {
+		if err := w.flushPendingLocked(); err != nil {
+			return 0, err
+		}
 		return w.writeLocked(p)
 	}
 	*w.buf = append(*w.buf, p...)
@@ -110,6 +149,18 @@ func (w *socketWriter) cork() {
 	if w.buf == nil {
 		w.buf = corkBuffers.Get().(*[]byte)
 	}
+	*w.buf = append(*w.buf, w.pending...)
+	w.pending = nil
+}
+
+// flushPendingLocked writes what tryWrite left, before a control frame.
+func (w *socketWriter) flushPendingLocked() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	_, err := w.writeLocked(w.pending)
+	w.pending = nil
+	return err
 }
 
 // uncork writes what was collected in one write(2) and writes through again.
