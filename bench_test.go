@@ -8,6 +8,7 @@ import (
 	"hallway/internal/loadgen"
 	"log/slog"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -71,6 +72,12 @@ func benchRoom(b *testing.B, n int, plain bool) {
 // startInProcess serves the real handler on httptest with flood control off
 // and shuts it down when the benchmark ends.
 func startInProcess(b *testing.B) *loadgen.Target {
+	_, tg := startInProcessServer(b)
+	return tg
+}
+
+// startInProcessServer is startInProcess, also returning the server.
+func startInProcessServer(b *testing.B) (*server, *loadgen.Target) {
 	b.Helper()
 	cfg, err := loadConfig(map[string]string{"MESSAGE_RATE": "0", "MAX_CONNS_PER_IP": "0", "JOIN_RATE": "0", "ROOM_CREATE_RATE": "0"})
 	if err != nil {
@@ -84,7 +91,67 @@ func startInProcess(b *testing.B) *loadgen.Target {
 		srv.shutdown(ctx)
 		ts.Close()
 	})
-	return &loadgen.Target{Base: ts.URL}
+	return srv, &loadgen.Target{Base: ts.URL}
+}
+
+// BenchmarkPacedRoom measures fan-out at the pace people chat: each message
+// is sent once the room has gone quiet and the last one has reached every
+// member, so that idle members' frames go straight to their sockets. It
+// reports the CPU of this whole process (server and clients) per delivery,
+// which is what changes with the path a frame takes; run it beside an older
+// build to compare.
+func BenchmarkPacedRoom(b *testing.B) {
+	for _, plain := range []bool{false, true} {
+		for _, n := range []int{10, 1000} {
+			name := fmt.Sprintf("members=%d", n)
+			if plain {
+				name = "plain/" + name
+			}
+			b.Run(name, func(b *testing.B) { benchPaced(b, n, plain) })
+		}
+	}
+}
+
+// benchPaced runs BenchmarkPacedRoom with n members, plain or batching.
+func benchPaced(b *testing.B, n int, plain bool) {
+	if err := loadgen.RaiseFileLimit(); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
+	defer cancel()
+	srv, tg := startInProcessServer(b)
+	tg.Plain = plain
+	members := loadgen.DialMembers(ctx, b, tg, n, func(int) string { return "paced" }, false)
+	loadgen.WaitJoined(ctx, b, members)
+	srv.mu.Lock()
+	r := srv.rooms["paced"]
+	srv.mu.Unlock()
+	before := processCPU(b)
+	b.ResetTimer()
+	for i := range b.N {
+		for !r.quiet() {
+			time.Sleep(burstGap / 4)
+		}
+		if err := members[0].Say(ctx, "paced"); err != nil {
+			b.Fatalf("send message %d: %v", i, err)
+		}
+		loadgen.WaitDelivered(ctx, members, int64(i+1)*int64(n))
+	}
+	b.StopTimer()
+	want := int64(b.N) * int64(n)
+	if got := loadgen.Delivered(members); got != want {
+		b.Fatalf("delivered %d of %d; dropped by the server: %s", got, want, loadgen.FormatDropped(loadgen.DroppedReasons(members)))
+	}
+	b.ReportMetric(float64(processCPU(b)-before)/float64(time.Microsecond)/float64(want), "cpu-µs/delivery")
+}
+
+// processCPU is the user and system CPU this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // sendWindowed sends n messages from the first member, never more than
