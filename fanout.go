@@ -9,8 +9,9 @@ package main
 
 import "time"
 
-// burstGap is the least pause after a broadcast for the next to count as
-// paced rather than as part of a burst. A burst's frames are queued, so
+// burstGap is the least pause between the end of a broadcast and the start
+// of the next for the next to count as paced rather than as part of a
+// burst. A burst's frames are queued, so
 // that each member's writer sends many in one write(2) instead of one each.
 const burstGap = time.Millisecond
 
@@ -23,8 +24,9 @@ const burstGap = time.Millisecond
 // costs each member one frame rather than one per newcomer.
 //
 // When the room has been quiet, the frame goes straight to idle members'
-// sockets (sendNow). It stays paced only while broadcasts are further apart
-// than the last one took, or than burstGap: a busier room queues again.
+// sockets (sendNow). A broadcast that begins within burstGap of the last
+// one's end queues instead: in a burst, publishers wait for the room lock,
+// so each begins as soon as the last ends.
 func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog bool) {
 	start := time.Now()
 	var framed []byte // the whole WebSocket frame, when writing directly
@@ -42,8 +44,7 @@ func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog b
 		}
 		backlog = backlog || behind
 	}
-	end := time.Now()
-	r.quietAt = end.Add(max(end.Sub(start), burstGap)).UnixNano()
+	r.quietAt = time.Now().Add(burstGap).UnixNano()
 	s.dropLocked(r, dropped)
 	return backlog
 }
