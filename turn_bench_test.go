@@ -37,10 +37,12 @@ import (
 // client, which is this process.
 //
 // The built-in relay refuses to relay to loopback and private addresses,
-// and no setting lifts that. So that it runs exactly as configured in
-// production, everything happens in a network namespace the benchmark makes
-// for itself (root only), where the peer has a public-looking address,
-// turnBenchPeer, on the namespace's own loopback. Nothing leaves it.
+// and no setting lifts that. Keeping it in this process and lifting the
+// check with the tests' hook would mix the client's CPU into its figure and
+// measure a relay that differs from production. Instead, everything happens
+// in a network namespace the benchmark makes for itself (root only), where
+// the peer has a public-looking address, turnBenchPeer, on the namespace's
+// own loopback: both relays run exactly as configured, and nothing leaves.
 //
 // One iteration is one round trip of one datagram of turnBenchPayload
 // bytes: client, relay, peer, relay, client, over one allocation, with
@@ -49,7 +51,7 @@ import (
 // delivered both ways. Under server=coturn, hallway/coturn is the median of
 // this run's server=hallway figures over coturn's.
 //
-//	go test -run '^$' -bench TURNRelay -benchtime=200000x -count=3 .
+//	taskset -c 1 go test -run '^$' -bench TURNRelay -benchtime=200000x -count=3 .
 func BenchmarkTURNRelay(b *testing.B) {
 	ns := newBenchNetns(b)
 	hallway := startHallwayRelay(b, ns)
@@ -57,10 +59,10 @@ func BenchmarkTURNRelay(b *testing.B) {
 	if _, err := exec.LookPath("turnserver"); err == nil {
 		coturn = startCoturn(b, ns)
 	}
-	figures := map[string][]float64{}
+	var hallwayFigures []float64
 	b.Run("server=hallway", func(b *testing.B) {
 		if f, ok := hallway.measure(b, ns); ok {
-			figures["hallway"] = append(figures["hallway"], f)
+			hallwayFigures = append(hallwayFigures, f)
 		}
 	})
 	b.Run("server=coturn", func(b *testing.B) {
@@ -68,8 +70,8 @@ func BenchmarkTURNRelay(b *testing.B) {
 			b.Skip("turnserver is not installed (apt-get install -y coturn)")
 		}
 		f, ok := coturn.measure(b, ns)
-		if h := figures["hallway"]; ok && len(h) > 0 {
-			b.ReportMetric(median(h)/f, "hallway/coturn")
+		if ok && len(hallwayFigures) > 0 {
+			b.ReportMetric(median(hallwayFigures)/f, "hallway/coturn")
 		}
 	})
 }
@@ -238,6 +240,7 @@ func startTURNBenchServer(b *testing.B, ns *benchNetns, name string, cmd *exec.C
 		if time.Now().After(deadline) {
 			b.Fatalf("%s does not answer STUN; it printed:\n%s", name, p.Out.String())
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -264,7 +267,7 @@ func (s *turnBenchServer) client(b *testing.B, ns *benchNetns) *turn.Client {
 
 // measure relays b.N round trips through a new allocation on s and reports
 // bytes/cpu-s, which it returns too. The framework's first run, of one
-// round trip, measures nothing.
+// round trip, measures nothing; give a fixed count such as -benchtime=200000x.
 func (s *turnBenchServer) measure(b *testing.B, ns *benchNetns) (float64, bool) {
 	if b.N == 1 {
 		return 0, false
@@ -298,7 +301,7 @@ func (s *turnBenchServer) measure(b *testing.B, ns *benchNetns) (float64, bool) 
 	cpu := s.cpu(b) - before
 	delivered := float64(peer.bytes.Load() - peerBytes + back)
 	if cpu <= 0 {
-		b.Fatalf("%s used no measurable CPU for %d round trips: raise -benchtime", s.name, b.N)
+		return 0, false // Too short a run for a 10 ms tick, as the framework's probes are.
 	}
 	perCPU := delivered / cpu.Seconds()
 	b.ReportMetric(perCPU, "bytes/cpu-s")
