@@ -165,9 +165,14 @@ func (s *server) stuckWriters(now time.Time) (stuck, slow []*client) {
 	for _, r := range s.rooms {
 		r.mu.Lock()
 		for _, m := range r.members {
-			if t := m.writingSince.Load(); t != 0 && t < limit {
+			// Without a write under way a member is neither stuck nor
+			// slow, and most members of a big server are idle: they cost
+			// an atomic load here, not a lock.
+			switch t := m.writingSince.Load(); {
+			case t == 0:
+			case t < limit:
 				stuck = append(stuck, m)
-			} else if m.stillTooSlow(now) {
+			case m.stillTooSlow(now):
 				slow = append(slow, m)
 			}
 		}
