@@ -224,7 +224,7 @@ func BenchmarkFanout(b *testing.B) {
 			for i := range members {
 				// writing is set so that no writer goroutine starts: there is
 				// no connection behind these clients.
-				r.members = append(r.members, &client{room: r, name: fmt.Sprintf("m%d", i), writing: true, countAt: -1})
+				r.members = append(r.members, &client{srv: s, room: r, name: fmt.Sprintf("m%d", i), writing: true, countAt: -1})
 			}
 			done := make([][][]byte, members)
 			drain := func() {

@@ -83,7 +83,7 @@ func (s *server) callAction(c *client, payload json.RawMessage) *errorPayload {
 		return nil
 	}
 	if slices.Contains(r.call.members, c) {
-		s.enqueue(c, r.callFrameLocked(s.cfg.CallMax), false)
+		c.enqueue(r.callFrameLocked(s.cfg.CallMax), false)
 		return nil
 	}
 	if len(r.call.members) >= s.cfg.CallMax {
@@ -147,7 +147,7 @@ func (s *server) relaySignal(c *client, in signalPayload) *errorPayload {
 		return &errorPayload{Code: codeNotEncrypted, Text: "this room is end-to-end encrypted: signal data must be a sealed string (e1. + base64url)"}
 	}
 	// Too slow a recipient is cut off by the next broadcast, as for typing.
-	s.enqueue(to, encodeFrame(typeSignal, signalPayload{From: c.name, Data: in.Data}), false)
+	to.enqueue(encodeFrame(typeSignal, signalPayload{From: c.name, Data: in.Data}), false)
 	return nil
 }
 

@@ -341,21 +341,22 @@ func (s *server) joinLocked(c *client, requested string, from resumePoint) {
 	c.uploadToken = base64.RawURLEncoding.EncodeToString(randomBytes(rejoinBytes))
 	// SEND_BUFFER > HISTORY_SIZE+2 is checked at start-up, so all of this fits.
 	replay, gap := r.replayLocked(from)
-	s.enqueue(c, encodeFrame(typeWelcome, welcomePayload{
+	c.enqueue(encodeFrame(typeWelcome, welcomePayload{
 		Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes, roomCipher: r.cipher, Epoch: r.epoch, Gap: gap, Rejoin: c.rejoin,
 		Files: s.welcomeFiles(c), Call: s.callWelcomeLocked(r), ICEServers: s.iceServersFor(c),
 	}), false)
-	s.enqueueReplay(c, replay)
+
+	c.enqueueReplay(replay)
 	if !quiet && len(r.members) <= maxListedUsers {
 		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}), false)
 	}
 	if quiet {
-		s.enqueue(c, r.userCountLocked(), true)
+		c.enqueue(r.userCountLocked(), true)
 	} else {
 		s.broadcastLocked(r, r.userCountLocked(), true)
 	}
 	if s.closing.Load() {
-		s.goAway(c) // Shutdown began after this client was admitted.
+		c.goAway() // Shutdown began after this client was admitted.
 	}
 }
 
@@ -583,7 +584,7 @@ func (s *server) shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range all {
-		s.goAway(c)
+		c.goAway()
 		s.metrics.cutOff(reasonRestarting)
 	}
 	done := make(chan struct{})

@@ -794,16 +794,16 @@ func TestWaitingCountIsReplaced(t *testing.T) {
 	t.Parallel()
 	s := newServer(testConfig(t, nil), slog.New(slog.DiscardHandler))
 	// writing is set so that no writer starts: this client has no connection.
-	c := &client{countAt: -1, writing: true}
+	c := &client{srv: s, countAt: -1, writing: true}
 	for _, f := range []string{"count1", "chat1", "count2", "count3"} {
-		s.enqueue(c, []byte(f), strings.HasPrefix(f, "count"))
+		c.enqueue([]byte(f), strings.HasPrefix(f, "count"))
 	}
 	got := c.take(nil)
 	if fmt.Sprintf("%s", got) != "[count3 chat1]" {
 		t.Fatalf("queue = %s, want the newest count where the first waited, then the chat message", got)
 	}
-	s.enqueue(c, []byte("count4"), true)
-	s.enqueue(c, []byte("chat2"), false)
+	c.enqueue([]byte("count4"), true)
+	c.enqueue([]byte("chat2"), false)
 	if got := c.take(got); fmt.Sprintf("%s", got) != "[count4 chat2]" {
 		t.Fatalf("after a write, queue = %s, want a fresh count", got)
 	}

@@ -56,6 +56,7 @@ const minSendBufferBytes = 64 << 10
 // writer goroutine only while frames wait to be sent: an idle connection
 // costs one parked goroutine and its buffers.
 type client struct {
+	srv   *server // for the settings and counters its queue obeys
 	conn  *websocket.Conn
 	sock  *socketWriter // under conn: coalesces a batch's frames into one write
 	room  *room
@@ -137,6 +138,7 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // newClient wraps an accepted connection whose frames go through sock.
 func (s *server) newClient(conn *websocket.Conn, sock *socketWriter, r *room, batch bool) *client {
 	c := &client{
+		srv:     s,
 		conn:    conn,
 		sock:    sock,
 		room:    r,
@@ -144,7 +146,7 @@ func (s *server) newClient(conn *websocket.Conn, sock *socketWriter, r *room, ba
 		countAt: -1,
 	}
 	sock.since = &c.writingSince
-	c.pinger = time.AfterFunc(s.cfg.PingInterval, func() { s.ping(c) })
+	c.pinger = time.AfterFunc(s.cfg.PingInterval, func() { c.ping() })
 	return c
 }
 
@@ -189,7 +191,7 @@ func (s *server) readLoop(c *client) error {
 		if rejected == nil {
 			rejected = c.room.cipher.refuse(in)
 		}
-		if rejected == nil && s.flooding(c) {
+		if rejected == nil && c.flooding() {
 			rejected = &errorPayload{
 				Code:     codeRateLimited,
 				Text:     fmt.Sprintf("slow down: at most %g messages a second, %d at once", s.cfg.MessageRate, s.cfg.MessageBurst),
@@ -212,18 +214,18 @@ func (s *server) readLoop(c *client) error {
 			return errAbuse
 		}
 		s.metrics.refused(rejected.Code)
-		s.enqueue(c, encodeFrame(typeError, rejected), false)
+		c.enqueue(encodeFrame(typeError, rejected), false)
 	}
 }
 
 // flooding takes a token from c's flood control, and reports true when
 // there is none: the message must be refused.
-func (s *server) flooding(c *client) bool {
-	if s.cfg.MessageRate == 0 {
+func (c *client) flooding() bool {
+	if c.srv.cfg.MessageRate == 0 {
 		return false
 	}
 	if c.limiter == nil {
-		c.limiter = rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)
+		c.limiter = rate.NewLimiter(rate.Limit(c.srv.cfg.MessageRate), c.srv.cfg.MessageBurst)
 	}
 	return !c.limiter.Allow()
 }
@@ -238,7 +240,7 @@ var (
 // A userCount frame (isCount) replaces one still waiting. It reports false,
 // queuing nothing, when the client is too slow (see tooSlowLocked), and
 // backlog when the queue is past half its budget. It never blocks on I/O.
-func (s *server) enqueue(c *client, frame []byte, isCount bool) (ok, backlog bool) {
+func (c *client) enqueue(frame []byte, isCount bool) (ok, backlog bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if isCount && c.countAt >= 0 {
@@ -246,7 +248,7 @@ func (s *server) enqueue(c *client, frame []byte, isCount bool) (ok, backlog boo
 		c.queue[c.countAt] = frame
 		return true, false
 	}
-	if s.overBudgetLocked(c, len(frame)) && c.tooSlowLocked(time.Now()) {
+	if c.overBudgetLocked(len(frame)) && c.tooSlowLocked(time.Now()) {
 		return false, true
 	}
 	if isCount {
@@ -254,16 +256,16 @@ func (s *server) enqueue(c *client, frame []byte, isCount bool) (ok, backlog boo
 	}
 	c.queue = append(c.queue, frame)
 	c.queuedBytes += len(frame)
-	s.metrics.deliveries.Add(1)
-	s.startWriterLocked(c)
-	return true, len(c.queue) > s.cfg.SendBuffer/2 || c.queuedBytes > int(s.cfg.SendBufferBytes)/2
+	c.srv.metrics.deliveries.Add(1)
+	c.startWriterLocked()
+	return true, len(c.queue) > c.srv.cfg.SendBuffer/2 || c.queuedBytes > int(c.srv.cfg.SendBufferBytes)/2
 }
 
 // enqueueReplay queues a newcomer's history replay. It always fits
 // SEND_BUFFER (checked at start-up), and its bytes are allowed on top of
 // SEND_BUFFER_BYTES until the writer takes them: the room's history is
 // bounded on its own, and a newcomer must have time to read it.
-func (s *server) enqueueReplay(c *client, frames [][]byte) {
+func (c *client) enqueueReplay(frames [][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range frames {
@@ -271,16 +273,16 @@ func (s *server) enqueueReplay(c *client, frames [][]byte) {
 		c.queuedBytes += len(f)
 		c.allowance += len(f)
 	}
-	s.metrics.deliveries.Add(uint64(len(frames)))
+	c.srv.metrics.deliveries.Add(uint64(len(frames)))
 	if len(frames) > 0 {
-		s.startWriterLocked(c)
+		c.startWriterLocked()
 	}
 }
 
 // overBudgetLocked reports whether adding n bytes would take c's queue past
 // SEND_BUFFER frames or SEND_BUFFER_BYTES bytes.
-func (s *server) overBudgetLocked(c *client, n int) bool {
-	return len(c.queue) >= s.cfg.SendBuffer || c.queuedBytes+n > int(s.cfg.SendBufferBytes)+c.allowance
+func (c *client) overBudgetLocked(n int) bool {
+	return len(c.queue) >= c.srv.cfg.SendBuffer || c.queuedBytes+n > int(c.srv.cfg.SendBufferBytes)+c.allowance
 }
 
 // tooSlowLocked is asked when c's queue is over its budget. It notes when
@@ -322,19 +324,19 @@ func (c *client) discardQueue() {
 }
 
 // goAway asks c's writer to close with 1001 once what is queued is sent.
-func (s *server) goAway(c *client) {
+func (c *client) goAway() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.goingAway = true
-	s.startWriterLocked(c)
+	c.startWriterLocked()
 }
 
 // startWriterLocked starts c's writer unless one is already draining its
 // queue. c.mu is held.
-func (s *server) startWriterLocked(c *client) {
+func (c *client) startWriterLocked() {
 	if !c.writing {
 		c.writing = true
-		go s.writeLoop(c)
+		go c.writeLoop()
 	}
 }
 
@@ -344,16 +346,16 @@ func (s *server) startWriterLocked(c *client) {
 // message of its own. At shutdown it closes with 1001 once the queue is
 // flushed. A failed write closes the connection, and the writer is never
 // started again for it.
-func (s *server) writeLoop(c *client) {
-	if s.beforeWriterTurn != nil {
-		s.beforeWriterTurn(c)
+func (c *client) writeLoop() {
+	if c.srv.beforeWriterTurn != nil {
+		c.srv.beforeWriterTurn(c)
 	}
 	// Let whoever woke this writer finish what it is doing first: in a
 	// burst, the room queues more, and the write carries more.
 	runtime.Gosched()
 	for {
 		c.sock.cork()
-		err := s.drain(c)
+		err := c.drain()
 		if ferr := c.sock.uncork(); err == nil {
 			err = ferr
 		}
@@ -371,13 +373,13 @@ func (s *server) writeLoop(c *client) {
 }
 
 // drain frames batches into the corked socket until the queue is empty.
-func (s *server) drain(c *client) error {
+func (c *client) drain() error {
 	var frames [][]byte
 	for {
 		if frames = c.take(frames); frames == nil {
 			return nil
 		}
-		if err := s.writeFrames(c, frames); err != nil {
+		if err := c.writeFrames(frames); err != nil {
 			return err
 		}
 	}
@@ -420,22 +422,22 @@ func (c *client) endTurn() (ended, goingAway bool) {
 
 // writeFrames writes one batch: a batching client gets it as one
 // newline-delimited message, any other as a message per frame.
-func (s *server) writeFrames(c *client, frames [][]byte) error {
+func (c *client) writeFrames(frames [][]byte) error {
 	return c.sock.writeMessages(frames, c.batch)
 }
 
 // ping checks that the peer still answers; one that does not within
 // PingInterval is cut off, so dead connections do not hold rooms open.
-func (s *server) ping(c *client) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PingInterval)
+func (c *client) ping() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.PingInterval)
 	defer cancel()
 	err := c.conn.Ping(ctx)
 	switch {
 	case err == nil:
-		c.pinger.Reset(s.cfg.PingInterval)
+		c.pinger.Reset(c.srv.cfg.PingInterval)
 	case errors.Is(err, context.DeadlineExceeded):
 		c.conn.Close(websocket.StatusPolicyViolation, reasonPingFailed)
-		s.metrics.cutOff(reasonPingFailed)
+		c.srv.metrics.cutOff(reasonPingFailed)
 	}
 }
 

@@ -35,10 +35,10 @@ func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog b
 	}
 	var dropped []*client
 	for _, m := range r.members {
-		if framed != nil && s.sendNow(m, framed) {
+		if framed != nil && m.sendNow(framed) {
 			continue
 		}
-		ok, behind := s.enqueue(m, frame, isCount)
+		ok, behind := m.enqueue(frame, isCount)
 		if !ok {
 			dropped = append(dropped, m)
 		}
@@ -55,7 +55,7 @@ func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog b
 // queued instead. If the socket took only part, the writer sends the rest
 // before anything else. c.mu is held across the write, so that nothing
 // queued for c meanwhile can overtake the frame.
-func (s *server) sendNow(c *client, framed []byte) bool {
+func (c *client) sendNow(framed []byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.writing || len(c.queue) > 0 || c.goingAway {
@@ -65,8 +65,8 @@ func (s *server) sendNow(c *client, framed []byte) bool {
 	case n == 0:
 		return false
 	case n < len(framed):
-		s.startWriterLocked(c)
+		c.startWriterLocked()
 	}
-	s.metrics.deliveries.Add(1)
+	c.srv.metrics.deliveries.Add(1)
 	return true
 }

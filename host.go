@@ -190,7 +190,7 @@ func (s *server) knockLocked(c *client, requested string, from resumePoint) bool
 	c.kicked = true // until admitted: nothing it sends reaches the room
 	h.knocks = append(h.knocks, &knocker{id: h.nextKnock, name: requested, c: c, from: from})
 	s.metrics.host.knocks.Add(1)
-	s.enqueue(c, encodeFrame(typeKnocking, struct{}{}), false)
+	c.enqueue(encodeFrame(typeKnocking, struct{}{}), false)
 	s.tellHostsLocked(r)
 	return true
 }
@@ -269,10 +269,10 @@ func (s *server) crownLocked(r *room, m *client) {
 	h.seats = append(h.seats, &hostSeat{secret: secret, holder: m})
 	for _, seat := range h.seats {
 		if seat.holder != nil && seat.holder != m {
-			s.enqueue(seat.holder, s.hostStateLocked(r, true, ""), false)
+			seat.holder.enqueue(s.hostStateLocked(r, true, ""), false)
 		}
 	}
-	s.enqueue(m, s.hostStateLocked(r, true, secret), false)
+	m.enqueue(s.hostStateLocked(r, true, secret), false)
 }
 
 // hostStateLocked encodes r's hostState frame for a host (or, with host
@@ -302,7 +302,7 @@ func (s *server) tellHostsLocked(r *room) {
 			if frame == nil {
 				frame = s.hostStateLocked(r, true, "")
 			}
-			s.enqueue(seat.holder, frame, false)
+			seat.holder.enqueue(frame, false)
 		}
 	}
 }

@@ -54,7 +54,7 @@ func (s *server) runHostLocked(r *room, c *client, cmd hostCommand) *errorPayloa
 	h := r.host
 	switch cmd.Op {
 	case opClaim:
-		s.enqueue(c, s.hostStateLocked(r, true, ""), false)
+		c.enqueue(s.hostStateLocked(r, true, ""), false)
 	case opLock, opUnlock:
 		if h.locked != (cmd.Op == opLock) {
 			h.locked = cmd.Op == opLock
@@ -151,7 +151,7 @@ func (s *server) memberCommandLocked(r *room, c *client, cmd hostCommand) *error
 			s.crownLocked(r, m)
 		}
 		h.seats = slices.DeleteFunc(h.seats, func(seat *hostSeat) bool { return seat.holder == c })
-		s.enqueue(c, s.hostStateLocked(r, false, ""), false)
+		c.enqueue(s.hostStateLocked(r, false, ""), false)
 		s.tellHostsLocked(r)
 		s.noticeLocked(r, c.name+" handed the host role to "+m.name+".")
 	}
@@ -178,9 +178,10 @@ func (s *server) removeMemberLocked(r *room, m *client) {
 		h.knocking = true
 		for _, seat := range h.seats {
 			if seat.holder != nil {
-				s.enqueue(seat.holder, encodeFrame(typeSystem, systemPayload{
+				seat.holder.enqueue(encodeFrame(typeSystem, systemPayload{
 					Text: "Knocking is on now, so " + m.name + " cannot come straight back.", TS: nowMillis(),
 				}), false)
+
 			}
 		}
 	}
@@ -203,7 +204,7 @@ func (s *server) moveLocked(r *room, c *client, cmd hostCommand) *errorPayload {
 	frame := encodeFrame(typeMoveRoom, moveRoomPayload{From: c.name, Sealed: cmd.Sealed})
 	for _, m := range r.members {
 		if m != c && slices.Contains(cmd.To, m.name) {
-			s.enqueue(m, frame, false)
+			m.enqueue(frame, false)
 		}
 	}
 	s.metrics.host.moves.Add(1)

@@ -52,7 +52,7 @@ func (s *server) control(c *client, env envelope) *errorPayload {
 		return s.hostFrame(c, env.Payload)
 	}
 	if env.Type == typePing {
-		s.enqueue(c, pongFrame, false)
+		c.enqueue(pongFrame, false)
 		return nil
 	}
 	var t typingPayload
@@ -78,7 +78,7 @@ func (s *server) relayTyping(c *client, active bool) {
 		if m != c {
 			// A member too slow for this frame is cut off by the next
 			// message's broadcast; typing alone never costs anyone their place.
-			s.enqueue(m, frame, false)
+			m.enqueue(frame, false)
 		}
 	}
 }

@@ -150,7 +150,7 @@ func TestPlainClientGetsFramesCoalesced(t *testing.T) {
 	waitFor(t, "alice's writer to start a turn to be held", func() bool { return hold.held.Load() != nil })
 	c := hold.held.Load()
 	mark := aliceConn.writeCount()
-	ts.srv.goAway(c)
+	c.goAway()
 	close(hold.release)
 
 	for i := range n {
