@@ -99,9 +99,10 @@ type room struct {
 	files     []*storedFile // shared files, oldest first
 	fileBytes int64         // their size, plus what uploads in flight reserved
 	idle      *time.Timer
-	idleGen   int        // invalidates a timer that fired while the room was re-entered
-	host      *hostState // a created room's host, lock and knocks (host.go); nil for named rooms
-	call      roomCall   // who is in the room's call (call.go)
+	idleGen   int           // invalidates a timer that fired while the room was re-entered
+	host      *hostState    // a created room's host, lock and knocks (host.go); nil for named rooms
+	call      roomCall      // who is in the room's call (call.go)
+	react     roomReactions // reactions to held messages (reactions.go)
 }
 
 // newServer builds a server with no rooms.
@@ -338,6 +339,9 @@ func (s *server) joinLocked(c *client, requested string, from resumePoint) {
 		Files: s.welcomeFiles(c), Call: s.callWelcomeLocked(r), ICEServers: s.iceServersFor(c),
 	}), false)
 	s.enqueueReplay(c, replay)
+	if f := r.reactionsFrameLocked(from.ok); f != nil {
+		s.enqueueReplay(c, [][]byte{f})
+	}
 	if !quiet && len(r.members) <= maxListedUsers {
 		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}), false)
 	}
@@ -410,6 +414,7 @@ func (s *server) publish(c *client, in inboundMessage) (backlog bool) {
 	r.lastID++
 	frame := encodeFrame(typeChatMessage, chatMessagePayload{
 		ID: r.lastID, Username: c.name, Message: in.Message, TS: nowMillis(), ClientID: in.ClientID,
+		ReplyTo: in.ReplyTo, Quote: in.quote,
 	})
 	r.lastActive.Store(s.history.activity.Add(1))
 	s.history.add(r.rememberLocked(frame, s.cfg.HistorySize, int(s.cfg.HistoryBytes)))
@@ -515,10 +520,10 @@ func (r *room) rememberLocked(frame []byte, size, maxBytes int) int {
 	return r.histBytes - before
 }
 
-// dropOldestLocked forgets the oldest frame in the history and returns its
-// length.
+// dropOldestLocked forgets the oldest frame in the history, and its
+// reactions, and returns their length.
 func (r *room) dropOldestLocked() int {
-	n := len(r.history[0])
+	n := len(r.history[0]) + r.forgetReactionsLocked(r.lastID-uint64(len(r.history))+1)
 	r.history[0] = nil // The frame can be collected; append reuses the array.
 	r.history = r.history[1:]
 	r.histBytes -= n
@@ -567,7 +572,7 @@ func (s *server) expire(r *room, gen int) {
 		delete(s.rooms, r.name)
 	}
 	s.history.add(-r.histBytes)
-	r.history, r.histBytes = nil, 0
+	r.history, r.histBytes, r.react = nil, 0, roomReactions{}
 	s.dropFilesLocked(r)
 	s.log.Debug("room expired", "rooms", len(s.rooms))
 }

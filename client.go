@@ -189,6 +189,9 @@ func (s *server) readLoop(c *client) error {
 		if rejected == nil {
 			rejected = c.room.cipher.refuse(in)
 		}
+		if rejected == nil {
+			rejected = s.checkReply(c, &in)
+		}
 		if rejected == nil && s.flooding(c) {
 			rejected = &errorPayload{
 				Code:     codeRateLimited,
