@@ -335,9 +335,10 @@ func parseChatMessage(payload json.RawMessage, maxBytes int) (inboundMessage, *e
 
 // maxFrameBytes bounds the encoded chatMessage frame of a message of
 // maxBytes: twice the text (see escapesLong) plus the envelope, the id,
-// the name, the time, the client's tag and a reply's quote.
+// the name, the time and the client's tag. A reply's quote fits in what
+// its text leaves of twice maxBytes (see checkReply).
 func maxFrameBytes(maxBytes int) int {
-	return 2*maxBytes + 512 + maxQuoteBytes
+	return 2*maxBytes + 512
 }
 
 // escapesLong reports the characters a message may not hold: the control

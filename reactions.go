@@ -31,9 +31,6 @@ const (
 	maxSealedEmojiBytes = 3 + (12+maxEmojiBytes+16+2)*4/3
 	// maxQuoteRunes is how much of the original a reply quotes.
 	maxQuoteRunes = 80
-	// maxQuoteBytes bounds a quote in a frame: its text and name, each
-	// character at most four bytes and escaped at most twice, and its keys.
-	maxQuoteBytes = 2*4*(maxQuoteRunes+1) + 4*maxUsernameLen + 64
 )
 
 // sealedEmojiPrefix starts every emoji sealed by static/crypto.js.
@@ -67,7 +64,8 @@ func errUnknownMessage(clientID string) *errorPayload {
 
 // checkReply accepts in's replyTo when the room still holds that message,
 // and in an ordinary room makes its quote. A message trimmed between this
-// check and its publication is still quoted correctly.
+// check and its publication is still quoted correctly. The quote is left
+// out of a reply so long that with it the frame could pass maxFrameBytes.
 func (s *server) checkReply(c *client, in *inboundMessage) *errorPayload {
 	if in.ReplyTo == 0 {
 		return nil
@@ -80,6 +78,11 @@ func (s *server) checkReply(c *client, in *inboundMessage) *errorPayload {
 	}
 	if !r.cipher.E2EE {
 		in.quote = quoteOf(r.history[in.ReplyTo-(r.lastID-uint64(len(r.history)))-1])
+		text, _ := json.Marshal(in.Message)
+		quote, _ := json.Marshal(in.quote)
+		if len(text)+len(quote) > 2*s.cfg.MaxMessageBytes {
+			in.quote = nil
+		}
 	}
 	return nil
 }

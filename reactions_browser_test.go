@@ -223,7 +223,7 @@ func TestBrowserReplyAndReactionsScreenshot(t *testing.T) {
 	es := startE2EServer(t, nil)
 	b := startBrowser(t)
 	maya := newBrowserUser(t, b, "maya")
-	maya.do("size", chromedp.EmulateViewport(720, 560), setColorScheme("light"))
+	maya.do("size", chromedp.EmulateViewport(720, 780), setColorScheme("light"))
 	code := maya.createRoomFromStart(es.URL, "Maya", "create-room")
 	jonas := newBrowserUser(t, b, "jonas")
 	jonas.joinFromLink(es.URL+"/r/"+code, "Jonas")
@@ -244,5 +244,6 @@ func TestBrowserReplyAndReactionsScreenshot(t *testing.T) {
 	maya.pressOn("Count me in! I'll book a table for three.", ".reply-open")
 	maya.do("type a draft", chromedp.SendKeys(chromedp.ID("composer-input"), "Perfect"))
 	maya.do("close the people list", chromedp.Evaluate[chromedp.Void](`document.getElementById('room').classList.remove('people-open')`))
+	maya.do("scroll to the end", chromedp.Evaluate[chromedp.Void](`document.getElementById('messages').scrollTop = 1e6`))
 	maya.screenshot("reply-reactions.png")
 }

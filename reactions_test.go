@@ -96,6 +96,13 @@ func TestReplyCarriesItsQuote(t *testing.T) {
 	if len(history) != 2 || history[1].ReplyTo != orig.ID || history[1].Quote == nil {
 		t.Fatalf("replayed %+v, want the reply with its quote", history)
 	}
+	// A reply at MAX_MESSAGE_BYTES keeps its frame within maxFrameBytes:
+	// it goes without the quote.
+	bob.reply(orig.ID, strings.Repeat("\"", ts.srv.cfg.MaxMessageBytes), "b2")
+	m := carol.nextMessage()
+	if frame := encodeFrame(typeChatMessage, m); m.ReplyTo != orig.ID || m.Quote != nil || len(frame) > maxFrameBytes(ts.srv.cfg.MaxMessageBytes) {
+		t.Fatalf("a full reply came as %d bytes with quote %+v", len(frame), m.Quote)
+	}
 }
 
 func TestReplyToAMessageNoLongerHeld(t *testing.T) {
