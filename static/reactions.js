@@ -45,6 +45,7 @@ function names(list) {
   return list.length <= 1 ? list.join('') : `${list.slice(0, -1).join(', ')} and ${list[list.length - 1]}`;
 }
 
+// el makes an element with a class and, optionally, its text.
 function el(tag, className, text) {
   const e = document.createElement(tag);
   if (className) e.className = className;
@@ -52,6 +53,7 @@ function el(tag, className, text) {
   return e;
 }
 
+// button makes a button with a class, an accessible name and text.
 function button(className, label, text) {
   const b = el('button', className, text);
   b.type = 'button';
@@ -89,6 +91,7 @@ export class Reactions {
     this.closePicker(false);
   }
 
+  // item is the shown, confirmed message id, or null.
   item(id) {
     return this.list.querySelector(`:scope > li.msg[data-id="${Number(id)}"]`);
   }
@@ -182,6 +185,7 @@ export class Reactions {
     return Boolean(this.state.get(Number(id))?.some((r) => r.emoji === emoji && r.users.includes(this.hooks.me())));
   }
 
+  // toggle adds this person's emoji to message id, or removes it.
   toggle(id, emoji) {
     this.hooks.react(Number(id), emoji, !this.mine(id, emoji));
   }
@@ -206,6 +210,8 @@ export class Reactions {
     row.replaceChildren(...list.map((r) => this.chip(id, r)));
   }
 
+  // chip is one reaction's button: a press toggles one's own; a long
+  // touch shows who, as the keyboard focus does.
   chip(id, r) {
     const me = this.hooks.me();
     const own = r.users.includes(me);
@@ -282,6 +288,8 @@ export class Reactions {
     }
   }
 
+  // closePicker closes the picker, giving the focus back to its opener
+  // when refocus says so.
   closePicker(refocus) {
     const pick = this.picker;
     if (!pick) return;
@@ -311,6 +319,7 @@ export class ReplyBar {
     document.getElementById('composer-input').focus();
   }
 
+  // cancel drops the reply under way.
   cancel(refocus = false) {
     if (!this.target) return;
     this.target = null;
