@@ -99,10 +99,11 @@ type room struct {
 	files     []*storedFile // shared files, oldest first
 	fileBytes int64         // their size, plus what uploads in flight reserved
 	idle      *time.Timer
-	idleGen   int           // invalidates a timer that fired while the room was re-entered
-	host      *hostState    // a created room's host, lock and knocks (host.go); nil for named rooms
-	call      roomCall      // who is in the room's call (call.go)
-	react     roomReactions // reactions to held messages (reactions.go)
+	idleGen   int        // invalidates a timer that fired while the room was re-entered
+	host      *hostState // a created room's host, lock and knocks (host.go); nil for named rooms
+	call      roomCall   // who is in the room's call (call.go)
+
+	react roomReactions // reactions to held messages (reactions.go)
 }
 
 // newServer builds a server with no rooms.
