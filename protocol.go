@@ -21,14 +21,15 @@ const (
 	typeSystem      = "system"
 	typeUserCount   = "userCount"
 	typeError       = "error"
-	typePing        = "ping"      // client → server: are you there?
-	typePong        = "pong"      // server → that client alone: yes
-	typeTyping      = "typing"    // both ways; see typingPayload
-	typeFile        = "file"      // server → clients: a file shared; see filePayload
-	typeCall        = "call"      // client: join or leave the call (callRequest); server → all: who is in it (callInfo)
-	typeSignal      = "signal"    // both ways, to one call member only; see signalPayload
-	typeReact       = "react"     // client: add or remove a reaction (reactRequest); server → all: reactPayload
-	typeReactions   = "reactions" // server → a joining client, after the replay: reactionsPayload
+	typePing        = "ping"   // client → server: are you there?
+	typePong        = "pong"   // server → that client alone: yes
+	typeTyping      = "typing" // both ways; see typingPayload
+	typeFile        = "file"   // server → clients: a file shared; see filePayload
+	typeCall        = "call"   // client: join or leave the call (callRequest); server → all: who is in it (callInfo)
+	typeSignal      = "signal" // both ways, to one call member only; see signalPayload
+
+	typeReact     = "react"     // client: add or remove a reaction (reactRequest); server → all: reactPayload
+	typeReactions = "reactions" // server → a joining client, after the replay: reactionsPayload
 )
 
 // Error codes carried by error frames and HTTP error bodies. They are stable:
@@ -48,10 +49,11 @@ const (
 	codeUpgradeRequired  = "upgrade_required"
 	codeNotFound         = "not_found"
 	codeNotEncrypted     = "not_encrypted"
-	codeCallFull         = "call_full"          // the call has CALL_MAX members already
-	codeNotInCall        = "not_in_call"        // a signal between members not both in the call
-	codeBadRecipient     = "bad_recipient"      // a signal to oneself or to no member of the room
-	codeSignalTooLarge   = "signal_too_large"   // a signal payload over maxSignalBytes
+	codeCallFull         = "call_full"        // the call has CALL_MAX members already
+	codeNotInCall        = "not_in_call"      // a signal between members not both in the call
+	codeBadRecipient     = "bad_recipient"    // a signal to oneself or to no member of the room
+	codeSignalTooLarge   = "signal_too_large" // a signal payload over maxSignalBytes
+
 	codeUnknownMessage   = "unknown_message"    // a reply or reaction to an id the room's history no longer holds
 	codeBadEmoji         = "bad_emoji"          // a reaction that is not one emoji
 	codeTooManyReactions = "too_many_reactions" // past maxMessageEmoji on a message or maxRoomReactions in a room
