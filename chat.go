@@ -105,6 +105,8 @@ type room struct {
 	// quietAt is when, in UnixNano, the room's traffic has paused long
 	// enough for a broadcast to write to idle members itself (fanout.go).
 	quietAt int64
+
+	react roomReactions // reactions to held messages (reactions.go)
 }
 
 // newServer builds a server with no rooms.
@@ -345,8 +347,10 @@ func (s *server) joinLocked(c *client, requested string, from resumePoint) {
 		Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes, roomCipher: r.cipher, Epoch: r.epoch, Gap: gap, Rejoin: c.rejoin,
 		Files: s.welcomeFiles(c), Call: s.callWelcomeLocked(r), ICEServers: s.iceServersFor(c),
 	}), false)
-
 	c.enqueueReplay(replay)
+	if f := r.reactionsFrameLocked(from.ok); f != nil {
+		c.enqueueReplay([][]byte{f})
+	}
 	if !quiet && len(r.members) <= maxListedUsers {
 		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}), false)
 	}
@@ -419,6 +423,7 @@ func (s *server) publish(c *client, in inboundMessage) (backlog bool) {
 	r.lastID++
 	frame := encodeFrame(typeChatMessage, chatMessagePayload{
 		ID: r.lastID, Username: c.name, Message: in.Message, TS: nowMillis(), ClientID: in.ClientID,
+		ReplyTo: in.ReplyTo, Quote: in.quote,
 	})
 	r.lastActive.Store(s.history.activity.Add(1))
 	s.history.add(r.rememberLocked(frame, s.cfg.HistorySize, int(s.cfg.HistoryBytes)))
@@ -504,10 +509,10 @@ func (r *room) rememberLocked(frame []byte, size, maxBytes int) int {
 	return r.histBytes - before
 }
 
-// dropOldestLocked forgets the oldest frame in the history and returns its
-// length.
+// dropOldestLocked forgets the oldest frame in the history, and its
+// reactions, and returns their length.
 func (r *room) dropOldestLocked() int {
-	n := len(r.history[0])
+	n := len(r.history[0]) + r.forgetReactionsLocked(r.lastID-uint64(len(r.history))+1)
 	r.history[0] = nil // The frame can be collected; append reuses the array.
 	r.history = r.history[1:]
 	r.histBytes -= n
@@ -556,7 +561,7 @@ func (s *server) expire(r *room, gen int) {
 		delete(s.rooms, r.name)
 	}
 	s.history.add(-r.histBytes)
-	r.history, r.histBytes = nil, 0
+	r.history, r.histBytes, r.react = nil, 0, roomReactions{}
 	s.dropFilesLocked(r)
 	s.log.Debug("room expired", "rooms", len(s.rooms))
 }

@@ -191,6 +191,9 @@ func (s *server) readLoop(c *client) error {
 		if rejected == nil {
 			rejected = c.room.cipher.refuse(in)
 		}
+		if rejected == nil {
+			rejected = s.checkReply(c, &in)
+		}
 		if rejected == nil && c.flooding() {
 			rejected = &errorPayload{
 				Code:     codeRateLimited,

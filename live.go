@@ -39,6 +39,9 @@ func (s *server) control(c *client, env envelope) *errorPayload {
 	if env.Type == typeCall || env.Type == typeSignal {
 		return s.callControl(c, env)
 	}
+	if env.Type == typeReact {
+		return s.reactFrame(c, env.Payload)
+	}
 	if env.Type != typePing && env.Type != typeTyping && env.Type != typeHost {
 		return errUnknownType
 	}

@@ -27,6 +27,9 @@ const (
 	typeFile        = "file"   // server → clients: a file shared; see filePayload
 	typeCall        = "call"   // client: join or leave the call (callRequest); server → all: who is in it (callInfo)
 	typeSignal      = "signal" // both ways, to one call member only; see signalPayload
+
+	typeReact     = "react"     // client: add or remove a reaction (reactRequest); server → all: reactPayload
+	typeReactions = "reactions" // server → a joining client, after the replay: reactionsPayload
 )
 
 // Error codes carried by error frames and HTTP error bodies. They are stable:
@@ -50,6 +53,10 @@ const (
 	codeNotInCall        = "not_in_call"      // a signal between members not both in the call
 	codeBadRecipient     = "bad_recipient"    // a signal to oneself or to no member of the room
 	codeSignalTooLarge   = "signal_too_large" // a signal payload over maxSignalBytes
+
+	codeUnknownMessage   = "unknown_message"    // a reply or reaction to an id the room's history no longer holds
+	codeBadEmoji         = "bad_emoji"          // a reaction that is not one emoji
+	codeTooManyReactions = "too_many_reactions" // past maxMessageEmoji on a message or maxRoomReactions in a room
 )
 
 // Limits of the protocol itself, as opposed to the configurable ones.
@@ -179,6 +186,57 @@ type chatMessagePayload struct {
 	Message  string `json:"message"`
 	TS       int64  `json:"ts"`
 	ClientID string `json:"clientId,omitempty"`
+	// ReplyTo is the id of the message this one answers, which the room
+	// held when it was sent. Quote is a short excerpt of it, made by the
+	// server in an ordinary room; an encrypted room's quote is sealed in
+	// Message by the page instead.
+	ReplyTo uint64        `json:"replyTo,omitempty"`
+	Quote   *quotePayload `json:"quote,omitempty"`
+}
+
+// quotePayload is what a reply shows of the message it answers: its
+// author and its first maxQuoteRunes characters, whitespace folded.
+type quotePayload struct {
+	Username string `json:"username"`
+	Text     string `json:"text"`
+}
+
+// reactRequest is a client's react frame: add (On true) or remove its
+// reaction Emoji to the message ID. In an encrypted room Emoji is sealed.
+type reactRequest struct {
+	ID    uint64 `json:"id"`
+	Emoji string `json:"emoji"`
+	On    *bool  `json:"on"`
+}
+
+// reactPayload is the server's react frame to every member: who changed
+// which reaction, and the message's reactions as they now are.
+type reactPayload struct {
+	ID        uint64     `json:"id"`
+	Emoji     string     `json:"emoji"`
+	Username  string     `json:"username"`
+	On        bool       `json:"on"`
+	Reactions []reaction `json:"reactions"`
+}
+
+// reaction is one emoji on a message and who chose it, in order of choosing.
+type reaction struct {
+	Emoji string   `json:"emoji"`
+	Users []string `json:"users"`
+}
+
+// reactionsPayload follows a joining client's replay: the reactions of
+// every held message that has any. Held messages from From on that it does
+// not list have none, so a resumed page drops what it showed for them.
+type reactionsPayload struct {
+	From     uint64             `json:"from"`
+	Messages []messageReactions `json:"messages"`
+}
+
+// messageReactions is one message's reactions in a reactions frame.
+type messageReactions struct {
+	ID        uint64     `json:"id"`
+	Reactions []reaction `json:"reactions"`
 }
 
 // systemPayload is a notice from the server, such as a join or a leave.
@@ -207,6 +265,9 @@ type errorPayload struct {
 type inboundMessage struct {
 	Message  string `json:"message"`
 	ClientID string `json:"clientId"`
+	ReplyTo  uint64 `json:"replyTo,omitempty"` // the id of the message answered, if any
+
+	quote *quotePayload // the excerpt the server made of ReplyTo (reactions.go)
 }
 
 // encodeFrame encodes one envelope; the result is shared by every recipient.
@@ -239,7 +300,7 @@ func parseClientFrame(data []byte, maxBytes int) (inboundMessage, *errorPayload)
 }
 
 // errUnknownType answers a frame of a type clients may not send.
-var errUnknownType = &errorPayload{Code: codeBadMessage, Text: "unknown frame type; clients send chatMessage, ping, typing, call or signal"}
+var errUnknownType = &errorPayload{Code: codeBadMessage, Text: "unknown frame type; clients send chatMessage, ping, typing, react, call or signal"}
 
 // decodeEnvelope decodes the outer shape of one client frame.
 func decodeEnvelope(data []byte) (envelope, *errorPayload) {
@@ -276,7 +337,8 @@ func parseChatMessage(payload json.RawMessage, maxBytes int) (inboundMessage, *e
 
 // maxFrameBytes bounds the encoded chatMessage frame of a message of
 // maxBytes: twice the text (see escapesLong) plus the envelope, the id,
-// the name, the time and the client's tag.
+// the name, the time and the client's tag. A reply's quote fits in what
+// its text leaves of twice maxBytes (see checkReply).
 func maxFrameBytes(maxBytes int) int {
 	return 2*maxBytes + 512
 }

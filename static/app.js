@@ -10,6 +10,7 @@ import { drawQR } from './share.js';
 import { FileShare, wireFiles } from './files.js';
 import { HostPanel, hostRefusals, wireHost } from './host.js';
 import { Call } from './call.js';
+import { Reactions, ReplyBar, oneEmoji } from './reactions.js';
 import {
   RoomSeal, available as canEncrypt, cost as sealedCost, keyFromHash, newRoomSecret, showSeal,
 } from './e2ee.js';
@@ -279,6 +280,7 @@ const sendErrors = {
   message_too_long: 'the message is too long.',
   bad_message: 'the server could not read this message.',
   not_encrypted: 'this room is encrypted, and the message was not.',
+  unknown_message: 'the message it answers is no longer in this room’s history.',
 };
 
 // RoomView is the room screen: one room, one connection, one message list.
@@ -308,6 +310,13 @@ class RoomView {
     this.typing = new TypingIndicator($('typing'));
     this.signal = new TypingSignal((active) => Boolean(this.conn?.send('typing', { active })));
     this.call = new Call({ send: (type, p) => Boolean(this.conn?.send(type, p)), seal: () => this.seal });
+    this.reactions = new Reactions($('message-list'), {
+      me: () => this.me,
+      react: (id, emoji, on) => this.react(id, emoji, on),
+      reply: (target) => this.replyBar.start(target),
+      notice: (text) => showToast(text),
+    });
+    this.replyBar = new ReplyBar($('reply-bar'), () => this.updateCounter());
   }
 
   enter(code, name, state) {
@@ -318,6 +327,8 @@ class RoomView {
     this.replaying = true; // the first join's history: old news, never notified
     this.maxBytes = defaultMaxBytes;
     this.list.clear();
+    this.reactions.clear();
+    this.replyBar.cancel();
     this.files.clear();
     this.typing.clear();
     this.setUsers([]);
@@ -382,7 +393,9 @@ class RoomView {
     switch (type) {
       case 'welcome': return this.welcome(p, info);
       case 'chatMessage': return this.chat(p);
-      case 'file': return this.files.receive(p);
+      case 'file': return Promise.resolve(this.files.receive(p)).then(() => this.reactions.decorate(this.reactions.item(p.id)));
+      case 'react': return this.reacted(p);
+      case 'reactions': return this.reactionsFrame(p);
       case 'system': return this.list.addSystem(String(p.text ?? ''), p.ts);
       case 'userCount':
         this.replaying = false;
@@ -426,7 +439,7 @@ class RoomView {
       const text = li.dataset.text;
       if (this.seal.canSeal()) {
         this.transmit(li, clientId, text);
-      } else if (!this.seal.encrypted && this.conn.send('chatMessage', { message: text, clientId })) {
+      } else if (!this.seal.encrypted && this.conn.send('chatMessage', this.outgoing(li, text, clientId))) {
         this.list.markSent(li);
       }
     }
@@ -438,6 +451,7 @@ class RoomView {
     const view = await this.seal.open({
       id: p.id, ts: Number(p.ts), clientId: p.clientId,
       username: String(p.username ?? ''), message: String(p.message ?? ''),
+      quote: this.seal.encrypted ? null : p.quote,
     });
     if (!view) {
       this.list.addSystem('A repeated encrypted message was dropped.', Date.now(), 'warn');
@@ -447,6 +461,12 @@ class RoomView {
     const readable = view.flag?.kind !== 'locked';
     view.mention = p.username !== this.me && readable && safely(() => mentions(view.message, this.me), false);
     const result = this.list.addChat(view);
+    if (result !== 'dup') {
+      const quote = view.quote && typeof view.quote === 'object' ? view.quote : {};
+      const reply = Number.isSafeInteger(p.replyTo) && p.replyTo > 0
+        ? { id: p.replyTo, username: String(quote.username ?? ''), text: String(quote.text ?? '') } : null;
+      safely(() => this.reactions.decorate(this.reactions.item(p.id), reply));
+    }
     if (result !== 'new' || p.username === this.me) return;
     if (document.hidden) {
       this.unread++;
@@ -455,6 +475,60 @@ class RoomView {
     if (!this.replaying) {
       safely(() => notifier.message({ author: view.username, text: view.message, mention: view.mention, readable, room: this.code }));
     }
+  }
+
+  // reacted shows a react frame: one message's reactions as they now are.
+  async reacted(p) {
+    if (!Number.isSafeInteger(p.id)) return;
+    this.reactions.set(p.id, await this.openReactions(p.reactions));
+    if (p.on === true) {
+      const emoji = await this.seal.openEmoji(String(p.emoji ?? ''));
+      if (oneEmoji(emoji)) this.reactions.announce(p.id, String(p.username ?? ''), emoji);
+    }
+  }
+
+  // reactionsFrame applies the reactions that follow a join's replay.
+  async reactionsFrame(p) {
+    const byId = new Map();
+    for (const m of Array.isArray(p.messages) ? p.messages : []) {
+      if (Number.isSafeInteger(m?.id)) byId.set(m.id, await this.openReactions(m.reactions));
+    }
+    this.reactions.snapshot(Number(p.from) || 0, byId);
+  }
+
+  // openReactions turns a frame's reactions into [{emoji, users}] to show,
+  // opening sealed ones and dropping any that is not one emoji.
+  async openReactions(list) {
+    const shown = [];
+    for (const r of Array.isArray(list) ? list : []) {
+      const emoji = await this.seal.openEmoji(String(r?.emoji ?? ''));
+      if (oneEmoji(emoji) && Array.isArray(r.users)) shown.push({ emoji, users: r.users.map(String) });
+    }
+    return shown;
+  }
+
+  // react sends a reaction change, sealed in an encrypted room.
+  react(id, emoji, on) {
+    const { conn, seal } = this;
+    if (seal.encrypted && !seal.canSeal()) return;
+    this.outbox = this.outbox.then(async () => {
+      const token = await seal.sealEmoji(emoji);
+      if (this.conn === conn && !conn?.send('react', { id, emoji: token, on })) {
+        showToast('Not connected: the reaction was not sent.');
+      }
+    }).catch((err) => reportError(err));
+  }
+
+  // outgoing is the chatMessage payload of li's text: a reply names the
+  // message it answers.
+  outgoing(li, message, clientId) {
+    const replyTo = Number(li.dataset.replyTo);
+    return replyTo > 0 ? { message, clientId, replyTo } : { message, clientId };
+  }
+
+  // quote is what an encrypted reply seals of its original, or null.
+  quote(target) {
+    return target ? { n: target.username, m: target.text } : null;
   }
 
   error(p) {
@@ -584,12 +658,21 @@ class RoomView {
     if (text.trim() === '' || this.cost(text) > this.room()) return;
     if (this.seal.encrypted && !this.seal.canSeal()) return; // never in the clear
     const clientId = nextClientId();
+    const target = this.replyBar.target;
+    const withReply = (li) => {
+      if (target) {
+        li.dataset.replyTo = String(target.id);
+        li.replyQuote = this.quote(target);
+      }
+      return li;
+    };
     if (this.seal.canSeal()) {
-      this.transmit(this.list.addPending(clientId, text, true), clientId, text);
+      this.transmit(withReply(this.list.addPending(clientId, text, true)), clientId, text);
     } else {
-      const sent = this.conn?.send('chatMessage', { message: text, clientId });
-      this.list.addPending(clientId, text, !sent);
+      const sent = this.conn?.send('chatMessage', { message: text, clientId, ...(target ? { replyTo: target.id } : {}) });
+      withReply(this.list.addPending(clientId, text, !sent));
     }
+    this.replyBar.cancel();
     input.value = '';
     this.signal.stop();
     this.updateCounter();
@@ -603,7 +686,7 @@ class RoomView {
       return;
     }
     if (this.seal.encrypted) return;
-    const sent = this.conn?.send('chatMessage', { message: text, clientId });
+    const sent = this.conn?.send('chatMessage', this.outgoing(li, text, clientId));
     this.list.retry(li, clientId, !sent);
   }
 
@@ -613,16 +696,16 @@ class RoomView {
   transmit(li, clientId, text) {
     const { conn, seal } = this;
     this.outbox = this.outbox.then(async () => {
-      const message = await seal.seal(this.me, text);
+      const message = await seal.seal(this.me, text, li.replyQuote || null);
       if (this.conn !== conn || li.dataset.queued !== '1' || li.dataset.clientId !== clientId) return;
-      if (conn.send('chatMessage', { message, clientId })) this.list.markSent(li);
+      if (conn.send('chatMessage', this.outgoing(li, message, clientId))) this.list.markSent(li);
     }).catch((err) => reportError(err));
   }
 
   // room is how much text one message may hold, and cost what text takes
   // of it: UTF-8 bytes, or in an encrypted room what is left once sealed.
   room() {
-    return this.seal.canSeal() ? this.seal.room(this.maxBytes, this.me) : this.maxBytes;
+    return this.seal.canSeal() ? this.seal.room(this.maxBytes, this.me, this.quote(this.replyBar?.target)) : this.maxBytes;
   }
 
   cost(text) {
@@ -733,6 +816,9 @@ function wire() {
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && !ev.ctrlKey && !ev.altKey && !ev.metaKey) {
       ev.preventDefault();
       room.send();
+    } else if (ev.key === 'Escape' && room.replyBar.target) {
+      ev.preventDefault();
+      room.replyBar.cancel();
     }
   });
   input.addEventListener('input', () => {

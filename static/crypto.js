@@ -26,6 +26,10 @@ const keyCheckLength = 16;
 const safetyWordCount = 6;
 // maxNameLength bounds a sealed sender name (the server allows 32 characters).
 const maxNameLength = 128;
+// maxQuoteLength bounds a reply's sealed quote (the page quotes 80 characters).
+const maxQuoteLength = 400;
+// sealedEmojiPrefix starts a sealed reaction (format version 1).
+const sealedEmojiPrefix = 'r1.';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -146,7 +150,11 @@ export async function openRoom(secret, room) {
   const subtle = crypto.subtle;
   const key = await subtle.deriveKey(hkdf('message key', room), base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
   const safety = new Uint8Array(await subtle.deriveBits(hkdf('safety words', room), base, safetyWordCount * 8));
-  return new RoomCipher(key, await keyCheck(secret), [...safety].map((b) => words[b]));
+  const reaction = {
+    key: await subtle.deriveKey(hkdf('reaction key', room), base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']),
+    mac: await subtle.deriveKey(hkdf('reaction nonce', room), base, { name: 'HMAC', hash: 'SHA-256', length: 256 }, false, ['sign']),
+  };
+  return new RoomCipher(key, await keyCheck(secret), [...safety].map((b) => words[b]), reaction);
 }
 
 // jsonBytes is the UTF-8 size of v as JSON.
@@ -156,8 +164,10 @@ function jsonBytes(v) {
 
 // RoomCipher seals and opens one room's messages.
 export class RoomCipher {
-  constructor(key, keyCheck, safetyWords) {
+  constructor(key, keyCheck, safetyWords, reaction) {
     this.key = key;
+    // reaction holds the keys of sealEmoji: AES-GCM and the HMAC of its IV.
+    this.reaction = reaction;
     // keyCheck lets the server tell a page with another key at once; it
     // reveals nothing about the key.
     this.keyCheck = keyCheck;
@@ -165,9 +175,10 @@ export class RoomCipher {
     this.safetyWords = safetyWords;
   }
 
-  // seal encrypts text from name under a fresh IV and returns the wire string.
-  async seal(name, text, time = Date.now()) {
-    const inner = { n: name, i: encodeBase64url(randomBytes(idLength)), t: time, m: text };
+  // seal encrypts text from name under a fresh IV and returns the wire
+  // string. A reply's quote {n: author, m: text} is sealed with it.
+  async seal(name, text, time = Date.now(), quote = null) {
+    const inner = { n: name, i: encodeBase64url(randomBytes(idLength)), t: time, m: text, ...(quote ? { q: quote } : {}) };
     const iv = randomBytes(ivLength);
     const ct = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, this.key, encoder.encode(JSON.stringify(inner))));
     const body = new Uint8Array(ivLength + ct.length);
@@ -200,15 +211,48 @@ export class RoomCipher {
       typeof inner.i === 'string' && /^[A-Za-z0-9_-]{22}$/.test(inner.i) &&
       Number.isSafeInteger(inner.t) && typeof inner.m === 'string';
     if (!ok) throw new CryptoError('malformed', 'not a message of this format');
-    return { name: inner.n, id: inner.i, time: inner.t, text: inner.m };
+    const q = inner.q;
+    const quote = q && typeof q === 'object' && typeof q.n === 'string' && q.n.length <= maxNameLength &&
+      typeof q.m === 'string' && q.m.length <= maxQuoteLength ? { username: q.n, text: q.m } : null;
+    return { name: inner.n, id: inner.i, time: inner.t, text: inner.m, quote };
   }
 
   // plaintextRoom is how many bytes of text (as cost counts them) fit in a
   // sealed message from name when the server allows maxBytes on the wire.
-  plaintextRoom(maxBytes, name, time = Date.now()) {
+  plaintextRoom(maxBytes, name, time = Date.now(), quote = null) {
     const bodyBytes = Math.floor((3 * (maxBytes - sealedPrefix.length)) / 4);
-    const overhead = jsonBytes({ n: name, i: 'A'.repeat(22), t: time, m: '' });
+    const overhead = jsonBytes({ n: name, i: 'A'.repeat(22), t: time, m: '', ...(quote ? { q: quote } : {}) });
     return bodyBytes - ivLength - tagLength - overhead;
+  }
+
+  // sealEmoji seals a reaction deterministically, so that the same emoji
+  // always gives the same token and a second press removes the first: the
+  // IV is an HMAC of the emoji (a synthetic IV, as in AES-SIV). The server
+  // sees only which reactions are equal, never what they are.
+  async sealEmoji(emoji) {
+    const plain = encoder.encode(emoji);
+    const iv = new Uint8Array(await crypto.subtle.sign('HMAC', this.reaction.mac, plain)).subarray(0, ivLength);
+    const ct = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, this.reaction.key, plain));
+    const body = new Uint8Array(ivLength + ct.length);
+    body.set(iv);
+    body.set(ct, ivLength);
+    return sealedEmojiPrefix + encodeBase64url(body);
+  }
+
+  // openEmoji opens a sealed reaction, or returns "" for one that does not
+  // open or was not sealed deterministically (its IV is not its HMAC), so
+  // that no one can add a second copy of a reaction that toggling misses.
+  async openEmoji(token) {
+    try {
+      if (!token.startsWith(sealedEmojiPrefix)) return '';
+      const body = decodeBase64url(token.slice(sealedEmojiPrefix.length));
+      const iv = body.subarray(0, ivLength);
+      const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv }, this.reaction.key, body.subarray(ivLength));
+      const want = new Uint8Array(await crypto.subtle.sign('HMAC', this.reaction.mac, plain)).subarray(0, ivLength);
+      return want.every((b, i) => b === iv[i]) ? decoder.decode(plain) : '';
+    } catch {
+      return '';
+    }
   }
 }
 

@@ -71,6 +71,7 @@ export class RoomSeal {
     if (this.encrypted && !this.secret && !this.problem) this.problem = available() ? 'missing' : 'unavailable';
     this.cipher = null;
     this.ids = new Set(); // message ids opened, to drop replays
+    this.emoji = new Map(); // sealed reaction → emoji, or "" for one that does not open
     this.ready = this.secret && !this.problem
       ? openRoom(this.secret, room).then((c) => { this.cipher = c; }, (err) => { this.problem = err.code || 'bad_key'; })
       : Promise.resolve();
@@ -123,6 +124,7 @@ export class RoomSeal {
     if (this.ids.has(inner.id)) return null;
     this.ids.add(inner.id);
     view.message = inner.text;
+    if (inner.quote) view.quote = inner.quote;
     if (inner.name !== p.username) {
       view.flag = { kind: 'impostor', note: `Encrypted as “${inner.name}”, but the server says ${p.username} sent it.` };
     } else if (!(Math.abs(Number(inner.time) - Number(p.ts)) <= sealedSkewMs)) {
@@ -131,14 +133,28 @@ export class RoomSeal {
     return view;
   }
 
-  // seal encrypts text from name.
-  seal(name, text) {
-    return this.cipher.seal(name, text);
+  // seal encrypts text from name, with a reply's quote {n, m} if any.
+  seal(name, text, quote = null) {
+    return this.cipher.seal(name, text, undefined, quote);
   }
 
-  // room is the plaintext room in a message that may be maxBytes on the wire.
-  room(maxBytes, name) {
-    return this.cipher.plaintextRoom(maxBytes, name);
+  // room is the plaintext room in a message that may be maxBytes on the
+  // wire, and that carries quote.
+  room(maxBytes, name, quote = null) {
+    return this.cipher.plaintextRoom(maxBytes, name, undefined, quote);
+  }
+
+  // sealEmoji and openEmoji seal and open reactions (see crypto.js); in an
+  // ordinary room the emoji travels as it is.
+  sealEmoji(emoji) {
+    return this.encrypted ? this.cipher.sealEmoji(emoji) : Promise.resolve(emoji);
+  }
+
+  async openEmoji(token) {
+    if (!this.encrypted) return token;
+    if (!this.cipher) return '';
+    if (!this.emoji.has(token)) this.emoji.set(token, await this.cipher.openEmoji(token));
+    return this.emoji.get(token);
   }
 
   // fragment is what Copy link appends: the key.

@@ -270,3 +270,42 @@ test('the file key is not the message key, nor anything made from the room code'
   assert.ok(meta.startsWith('e1.'));
   await rejects(c.openFile(secret, room, c.decodeBase64url(meta.slice(3))), 'malformed', 'a sealed message is no file');
 });
+
+test('a reply seals its quote, and a malformed quote is dropped', async () => {
+  const secret = c.newSecret();
+  const alice = await c.openRoom(secret, room);
+  const wire = await alice.seal('Bob', 'count me in', 1764050000000, { n: 'Alice', m: 'Lunch on Friday?' });
+  assert.ok(!wire.includes('Lunch'));
+  assert.deepEqual((await alice.open(wire)).quote, { username: 'Alice', text: 'Lunch on Friday?' });
+  assert.equal((await alice.open(await alice.seal('Bob', 'no reply'))).quote, null);
+  assert.equal((await alice.open(await alice.seal('Bob', 'bad', 1, { n: 7, m: 'x' }))).quote, null);
+  const quote = { n: 'Alice', m: 'é'.repeat(80) };
+  const room4096 = alice.plaintextRoom(4096, 'Bob', 1764050000000, quote);
+  assert.ok(room4096 < alice.plaintextRoom(4096, 'Bob', 1764050000000) - 100, 'the quote takes room');
+});
+
+test('reactions seal deterministically per room, and only such tokens open', async () => {
+  const secret = c.newSecret();
+  const alice = await c.openRoom(secret, room);
+  const bob = await c.openRoom(secret, room);
+  const token = await alice.sealEmoji('🎉');
+  assert.match(token, /^r1\.[A-Za-z0-9_-]+$/);
+  assert.ok(token.length <= 96, token);
+  assert.equal(await bob.sealEmoji('🎉'), token, 'the same emoji gives the same token on every page');
+  assert.notEqual(await alice.sealEmoji('👍'), token);
+  assert.notEqual(await (await c.openRoom(secret, 'another-room')).sealEmoji('🎉'), token);
+  assert.equal(await bob.openEmoji(token), '🎉');
+  assert.equal(await (await c.openRoom(c.newSecret(), room)).openEmoji(token), '', 'another key');
+  // A token sealed under a random IV opens nowhere: toggling would miss it.
+  const body = c.decodeBase64url(token.slice(3));
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const key = alice.reaction.key;
+  const ct = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, key, new TextEncoder().encode('🎉')));
+  const random = new Uint8Array(12 + ct.length);
+  random.set(iv);
+  random.set(ct, 12);
+  assert.equal(await bob.openEmoji(`r1.${c.encodeBase64url(random)}`), '');
+  body[body.length - 1] ^= 1;
+  assert.equal(await bob.openEmoji(`r1.${c.encodeBase64url(body)}`), '', 'an altered token');
+  assert.equal(await bob.openEmoji('e1.AAAA'), '');
+});
