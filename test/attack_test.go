@@ -157,6 +157,7 @@ func TestAttackFromOneIP(t *testing.T) {
 		})
 	}
 	attack.Wait()
+	a.floodUntilSilentCut(ctx, writers, floodFor(t, len(writers)))
 	healthy, unhealthy := health()
 
 	a.checkSurvived(srv, healthy, unhealthy)
@@ -305,6 +306,27 @@ func (a *attacker) drain(conn *websocket.Conn) {
 	}
 }
 
+// floodUntilSilentCut goes on flooding from writers, a few seconds at a
+// time and for at most limit more, while /healthz still counts connections
+// that never read. floodFor assumes the writers keep their pace; on a
+// machine busy with other work they fall behind it, and the silent
+// connections' socket buffers are not yet full when it ends.
+func (a *attacker) floodUntilSilentCut(ctx context.Context, writers []*websocket.Conn, limit time.Duration) {
+	a.mu.Lock()
+	want := len(a.conns) - len(a.silent)
+	a.mu.Unlock()
+	for end := time.Now().Add(limit); time.Now().Before(end); {
+		n, err := loadgen.HealthClients(ctx, a.base)
+		if err == nil && n <= want {
+			return
+		}
+		a.send(ctx, writers, 0, attackTopUp) // At the sustained pace alone: no burst.
+	}
+}
+
+// attackTopUp is each round of floodUntilSilentCut.
+const attackTopUp = 3 * time.Second
+
 // newRooms joins n new room names from ip and returns the connections the
 // server let in.
 func (a *attacker) newRooms(ctx context.Context, ip, prefix string, n int) []*websocket.Conn {
@@ -340,12 +362,18 @@ func (a *attacker) fillConnections(ctx context.Context, ip string, rooms []*webs
 // many as flood control lets a connection send at once, then goes on for
 // the given time just under the sustained rate.
 func (a *attacker) flood(ctx context.Context, conns []*websocket.Conn, sustain time.Duration) {
+	a.send(ctx, conns, attackMessages, sustain)
+}
+
+// send sends burst messages at once from each connection, then one every
+// attackPace until sustain has passed.
+func (a *attacker) send(ctx context.Context, conns []*websocket.Conn, burst int, sustain time.Duration) {
 	var wg sync.WaitGroup
 	for _, conn := range conns {
 		wg.Go(func() {
 			end := time.Now().Add(sustain)
-			for i := 0; i < attackMessages || time.Now().Before(end); i++ {
-				if i >= attackMessages {
+			for i := 0; i < burst || time.Now().Before(end); i++ {
+				if i >= burst {
 					time.Sleep(attackPace)
 				}
 				b, _ := json.Marshal(outEnvelope{Type: typeChatMessage, Payload: inboundMessage{Message: attackText(i)}})
