@@ -134,55 +134,6 @@ func newServer(cfg config, logger *slog.Logger) *server {
 	return s
 }
 
-// watchWrites cuts every connection whose write has taken longer than
-// WRITE_TIMEOUT, looking a few times per timeout, until ctx ends. One
-// goroutine for the server costs less than a timer per client reset on
-// every write.
-func (s *server) watchWrites(ctx context.Context) {
-	tick := time.NewTicker(max(min(s.cfg.WriteTimeout/4, slowGrace/2), 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			stuck, slow := s.stuckWriters(now)
-			for _, c := range stuck {
-				c.conn.CloseNow()
-			}
-			for _, c := range slow {
-				s.cutOff(c)
-			}
-		}
-	}
-}
-
-// stuckWriters lists the members whose write began over WRITE_TIMEOUT
-// before now, and those too slow by tooSlowLocked's rule: a room that went
-// quiet after a burst would not otherwise find them.
-func (s *server) stuckWriters(now time.Time) (stuck, slow []*client) {
-	limit := now.Add(-s.cfg.WriteTimeout).UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range s.rooms {
-		r.mu.Lock()
-		for _, m := range r.members {
-			// Without a write under way a member is neither stuck nor
-			// slow, and most members of a big server are idle: they cost
-			// an atomic load here, not a lock.
-			switch t := m.writingSince.Load(); {
-			case t == 0:
-			case t < limit:
-				stuck = append(stuck, m)
-			case m.stillTooSlow(now):
-				slow = append(slow, m)
-			}
-		}
-		r.mu.Unlock()
-	}
-	return stuck, slow
-}
-
 // reserve finds or creates the room and holds a place in it for a client
 // from ip that is about to upgrade, presenting the rejoin secret if it has
 // one. The member whose secret it is gets claimed: until this reservation
