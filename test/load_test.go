@@ -22,7 +22,7 @@ type loadReport struct {
 // TestLoadHarness runs the load tool as an operator would, in miniature,
 // against this tree's server, so that the tool keeps working as the server
 // changes: a small burst in which every member must see every message in
-// one order, then the idle measurement. It asserts nothing about speed.
+// one order, and its floor, then the idle measurement. It asserts nothing about speed.
 func TestLoadHarness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes")
@@ -56,6 +56,10 @@ func TestLoadHarness(t *testing.T) {
 		t.Fatalf("a workload failed: burst %v, idle %v", burst.Failed, idle.Failed)
 	}
 	// Every member, senders included, gets every message: 40 sent to 20.
+	// The burst's floor carries the same 40 messages to 20 plain connections.
+	if f := burst.Figures; f["floor_delivered"] != float64(800) || f["floor_expected"] != float64(800) {
+		t.Errorf("the floor delivered %v of %v frames; want 800 of 800", f["floor_delivered"], f["floor_expected"])
+	}
 	if f := burst.Figures; f["delivered"] != float64(800) || f["expected"] != float64(800) || f["out_of_order"] != float64(0) {
 		t.Errorf("burst delivered %v of %v, %v out of order; want 800 of 800 in order", f["delivered"], f["expected"], f["out_of_order"])
 	}

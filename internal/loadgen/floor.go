@@ -72,7 +72,7 @@ func floorPlanFor(name string) (floorPlan, bool) {
 // whether it did; a command that may serve as the floor calls it first.
 // The process listens on a loopback port it prints, accepts the plan's
 // connections, waits for a line on stdin, sends, prints how many messages it
-// sent, and then waits to be killed.
+// sent, and then waits for stdin to close.
 func ServeFloor() bool {
 	spec := os.Getenv(FloorEnv)
 	if spec == "" {
@@ -82,7 +82,11 @@ func ServeFloor() bool {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
 	}
-	select {}
+	// Stay, for the tool to read this process's CPU, until it closes
+	// stdin or kills it; a bare select{} would end in the runtime's
+	// deadlock panic once every connection is idle.
+	io.Copy(io.Discard, os.Stdin)
+	return true
 }
 
 // serveFloor is ServeFloor's work.
@@ -334,9 +338,15 @@ func compareToFloor(ctx context.Context, tb TB, name string, perCPU float64) {
 		tb.Errorf("floor: delivered %d of %d frames", f.delivered, int64(f.sent)*int64(plan.Group))
 	}
 	floor := f.perCPU()
-	record(tb, "floor_deliveries_per_cpu_s", floor)
-	line := fmt.Sprintf("  floor (%d-byte frames, one write(2) each, to %d plain TCP connections in groups of %d, paced alike): %d deliveries, CPU %.2f s: %.0f deliveries per CPU-second",
-		plan.Frame, plan.Conns, plan.Group, f.delivered, (f.after.CPU - f.before.CPU).Seconds(), floor)
+	record(tb, "floor_expected", int64(f.sent)*int64(plan.Group))
+	record(tb, "floor_delivered", f.delivered)
+	perCPUText := "n/a (under one tick)"
+	if floor > 0 {
+		record(tb, "floor_deliveries_per_cpu_s", floor)
+		perCPUText = fmt.Sprintf("%.0f", floor)
+	}
+	line := fmt.Sprintf("  floor (%d-byte frames, one write(2) each, to %d plain TCP connections in groups of %d, paced alike): %d deliveries, CPU %.2f s: %s deliveries per CPU-second",
+		plan.Frame, plan.Conns, plan.Group, f.delivered, (f.after.CPU - f.before.CPU).Seconds(), perCPUText)
 	if n := len(f.latencies); n > 0 {
 		record(tb, "floor_latency_ms", map[string]float64{"p50": ms(percentile(f.latencies, 0.5)), "p99": ms(percentile(f.latencies, 0.99))})
 		line += fmt.Sprintf("; latency p50 %.2f ms, p99 %.2f ms", ms(percentile(f.latencies, 0.5)), ms(percentile(f.latencies, 0.99)))
