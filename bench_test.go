@@ -130,7 +130,7 @@ func benchPaced(b *testing.B, n int, plain bool) {
 	b.ResetTimer()
 	for i := range b.N {
 		for !r.quiet() {
-			time.Sleep(burstGap / 4)
+			time.Sleep(burstScale / 10)
 		}
 		if err := members[0].Say(ctx, "paced"); err != nil {
 			b.Fatalf("send message %d: %v", i, err)

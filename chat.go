@@ -102,9 +102,11 @@ type room struct {
 	idleGen   int        // invalidates a timer that fired while the room was re-entered
 	host      *hostState // a created room's host, lock and knocks (host.go); nil for named rooms
 	call      roomCall   // who is in the room's call (call.go)
-	// quietAt is when, in UnixNano, the room's traffic has paused long
-	// enough for a broadcast to write to idle members itself (fanout.go).
-	quietAt int64
+	// lastBroadcast is when, in UnixNano, the room's latest broadcast
+	// began, and pace its count of recent ones then: a high count means a
+	// burst (fanout.go).
+	lastBroadcast int64
+	pace          float64
 
 	react roomReactions // reactions to held messages (reactions.go)
 }

@@ -7,13 +7,22 @@
 
 package main
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
-// burstGap is the least pause between the end of a broadcast and the start
-// of the next for the next to count as paced rather than as part of a
-// burst. A burst's frames are queued, so
-// that each member's writer sends many in one write(2) instead of one each.
-const burstGap = time.Millisecond
+// A room is in a burst while its recent broadcasts, each counted as one
+// and fading by a factor e every burstScale, add up to burstScore or more:
+// at a steady fifty frames a second or more. A burst's frames are queued,
+// so that each member's writer sends many in one write(2) instead of one
+// each. The count rather than the last gap decides, since on a busy core
+// the writers take the CPU between two broadcasts of one burst, and one
+// long gap must not turn the burst's next frames into a write each.
+const (
+	burstScale = 50 * time.Millisecond
+	burstScore = 3.0
+)
 
 // broadcastLocked hands the same bytes to every member of r without
 // blocking. A member that enqueue finds too slow is cut off, and the room
@@ -23,14 +32,14 @@ const burstGap = time.Millisecond
 // member's queue, since only the newest matters, so a crowd arriving at once
 // costs each member one frame rather than one per newcomer.
 //
-// When the room has been quiet, the frame goes straight to idle members'
-// sockets (sendNow). A broadcast that begins within burstGap of the last
-// one's end queues instead: in a burst, publishers wait for the room lock,
-// so each begins as soon as the last ends.
+// At a paced rate the frame goes straight to idle members' sockets
+// (sendNow); in a burst it is queued (see burstScore).
 func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog bool) {
-	start := time.Now()
+	now := time.Now().UnixNano()
+	pace := r.paceAtLocked(now)
+	r.pace, r.lastBroadcast = pace, now
 	var framed []byte // the whole WebSocket frame, when writing directly
-	if start.UnixNano() >= r.quietAt {
+	if pace < burstScore {
 		framed = append(appendTextHeader(make([]byte, 0, len(frame)+10), len(frame)), frame...)
 	}
 	var dropped []*client
@@ -44,9 +53,14 @@ func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog b
 		}
 		backlog = backlog || behind
 	}
-	r.quietAt = time.Now().Add(burstGap).UnixNano()
 	s.dropLocked(r, dropped)
 	return backlog
+}
+
+// paceAtLocked is the room's count of recent broadcasts, a broadcast at
+// now included.
+func (r *room) paceAtLocked(now int64) float64 {
+	return r.pace*math.Exp(-float64(now-r.lastBroadcast)/float64(burstScale)) + 1
 }
 
 // sendNow writes framed, a room frame with its WebSocket header, straight

@@ -20,7 +20,7 @@ import (
 func (r *room) quiet() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return time.Now().UnixNano() >= r.quietAt
+	return r.paceAtLocked(time.Now().UnixNano()) < burstScore
 }
 
 // waitQuiet waits until room r takes its next broadcast as paced: writing
@@ -32,7 +32,7 @@ func waitQuiet(t *testing.T, r *room) {
 		if time.Now().After(deadline) {
 			t.Fatal("the room never went quiet")
 		}
-		time.Sleep(burstGap / 4)
+		time.Sleep(burstScale / 10)
 	}
 }
 
