@@ -157,7 +157,7 @@ func TestAttackFromOneIP(t *testing.T) {
 		})
 	}
 	attack.Wait()
-	a.floodUntilSilentCut(ctx, writers, floodFor(t, len(writers)))
+	a.floodUntilSilentCut(ctx, writers, 3*floodFor(t, len(writers)))
 	healthy, unhealthy := health()
 
 	a.checkSurvived(srv, healthy, unhealthy)
@@ -231,6 +231,8 @@ type attacker struct {
 	refusals map[string]int // HTTP refusals by status and code, close codes by code
 	conns    []*websocket.Conn
 	silent   []*websocket.Conn // connections that never read
+	// readersClosed counts the connections that read and saw theirs end.
+	readersClosed int
 }
 
 // count records one answer, such as "429 rate_limited" or "close 1008".
@@ -295,6 +297,9 @@ var smallReceiveBuffer = &net.Dialer{Control: func(network, address string, c sy
 func (a *attacker) drain(conn *websocket.Conn) {
 	for {
 		if _, _, err := conn.Read(context.Background()); err != nil {
+			a.mu.Lock()
+			a.readersClosed++
+			a.mu.Unlock()
 			if code := websocket.CloseStatus(err); code != -1 {
 				a.count("close " + strconv.Itoa(int(code)))
 				if code != websocket.StatusNormalClosure && code != websocket.StatusGoingAway {
@@ -312,10 +317,13 @@ func (a *attacker) drain(conn *websocket.Conn) {
 // machine busy with other work they fall behind it, and the silent
 // connections' socket buffers are not yet full when it ends.
 func (a *attacker) floodUntilSilentCut(ctx context.Context, writers []*websocket.Conn, limit time.Duration) {
-	a.mu.Lock()
-	want := len(a.conns) - len(a.silent)
-	a.mu.Unlock()
 	for end := time.Now().Add(limit); time.Now().Before(end); {
+		// The server counts every connection it still holds: those that
+		// read and have not seen a close, and the silent ones it has not
+		// cut yet.
+		a.mu.Lock()
+		want := len(a.conns) - len(a.silent) - a.readersClosed
+		a.mu.Unlock()
 		n, err := loadgen.HealthClients(ctx, a.base)
 		if err == nil && n <= want {
 			return
