@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"hallway/internal/loadgen"
 	"io"
 	"log/slog"
 	"net"
@@ -22,16 +23,16 @@ import (
 // a moment ago.
 func freeUDPTCPPort(t *testing.T) int {
 	t.Helper()
-	for range 20 {
-		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	// loadgen.FreePort picks below the ephemeral range, where no outgoing
+	// socket of the suite's can take the port before the relay binds it.
+	for range 50 {
+		p, err := loadgen.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(port))
-		u.Close()
-		if err == nil {
-			l.Close()
+		if u, err := net.ListenPacket("udp4", "127.0.0.1:"+p); err == nil {
+			u.Close()
+			port, _ := strconv.Atoi(p)
 			return port
 		}
 	}
