@@ -121,11 +121,17 @@ func serverCommand(port string) *exec.Cmd {
 	// Every member dials from 127.0.0.1: per-IP limits would refuse them.
 	env := append(os.Environ(), "PORT="+port, "MESSAGE_RATE=0", "MAX_CONNS_PER_IP=0", "JOIN_RATE=0", "ROOM_CREATE_RATE=0")
 	env = append(env, opts.ServerEnv...)
-	argv, _ := serverPinning()
-	argv = append(slices.Clone(argv), opts.Server)
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := pinnedCommand(opts.Server)
 	cmd.Env = env
 	return cmd
+}
+
+// pinnedCommand runs bin pinned as serverPinning decided, so that a server
+// and the floor it is compared with run on the same core.
+func pinnedCommand(bin string) *exec.Cmd {
+	argv, _ := serverPinning()
+	argv = append(slices.Clone(argv), bin)
+	return exec.Command(argv[0], argv[1:]...)
 }
 
 // serverPinning decides once how servers are started: the taskset prefix
@@ -457,22 +463,30 @@ func Delivered(members []*Member) int64 {
 // WaitDelivered waits until members have received want chatMessages in all,
 // until none has arrived for settleQuiet (the rest are lost), or ctx ends.
 func WaitDelivered(ctx context.Context, members []*Member, want int64) {
+	waitCount(ctx, want, func() int64 { return Delivered(members) },
+		func() bool { return len(liveMembers(members)) == 0 })
+}
+
+// waitCount polls count until it reaches want, stops growing for
+// settleQuiet, gone reports that nobody is left to count, or ctx ends, and
+// returns the last count.
+func waitCount(ctx context.Context, want int64, count func() int64, gone func() bool) int64 {
 	tick := time.NewTicker(deliveryPoll)
 	defer tick.Stop()
 	last, since := int64(-1), time.Now()
 	for {
-		got := Delivered(members)
+		got := count()
 		switch {
 		case got >= want:
-			return
+			return got
 		case got != last:
 			last, since = got, time.Now()
-		case time.Since(since) > settleQuiet || len(liveMembers(members)) == 0:
-			return
+		case time.Since(since) > settleQuiet || gone():
+			return got
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return count()
 		case <-tick.C:
 		}
 	}

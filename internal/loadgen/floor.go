@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -180,9 +179,7 @@ func (r floorResult) perCPU() float64 {
 func runFloor(ctx context.Context, tb TB, plan floorPlan) floorResult {
 	tb.Helper()
 	spec, _ := json.Marshal(plan)
-	argv, _ := serverPinning()
-	argv = append(slices.Clone(argv), opts.FloorExe)
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := pinnedCommand(opts.FloorExe)
 	cmd.Env = append(os.Environ(), FloorEnv+"="+string(spec))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -197,26 +194,17 @@ func runFloor(ctx context.Context, tb TB, plan floorPlan) floorResult {
 	readers := dialFloor(ctx, tb, addr, plan)
 	defer readers.close()
 	r := floorResult{plan: plan}
-	r.before = procStats(tb, p)
+	floor := &Target{PID: p.Cmd.Process.Pid}
+	r.before, _ = floor.stats(tb)
 	if _, err := io.WriteString(stdin, "go\n"); err != nil {
 		tb.Fatal(err)
 	}
 	r.sent, _ = strconv.Atoi(waitFloorLine(ctx, tb, p, "sent "))
 	r.delivered = readers.wait(ctx, int64(r.sent)*int64(plan.Group))
-	r.after = procStats(tb, p)
+	r.after, _ = floor.stats(tb)
 	readers.close()
 	r.latencies = readers.latencies()
 	return r
-}
-
-// procStats reads p's figures or fails.
-func procStats(tb TB, p *Process) ProcStats {
-	tb.Helper()
-	s, err := ReadProcStats(p.Cmd.Process.Pid)
-	if err != nil {
-		tb.Fatalf("read floor stats: %v", err)
-	}
-	return s
 }
 
 // waitFloorLine waits for the floor process to print a line starting with
@@ -289,23 +277,7 @@ func (fr *floorReaders) read(c net.Conn, plan floorPlan) {
 // wait waits until want frames arrived, until none has for settleQuiet, or
 // ctx ends, and returns how many arrived.
 func (fr *floorReaders) wait(ctx context.Context, want int64) int64 {
-	last, since := int64(-1), time.Now()
-	for {
-		got := fr.frames.Load()
-		switch {
-		case got >= want:
-			return got
-		case got != last:
-			last, since = got, time.Now()
-		case time.Since(since) > settleQuiet:
-			return got
-		}
-		select {
-		case <-ctx.Done():
-			return fr.frames.Load()
-		case <-time.After(deliveryPoll):
-		}
-	}
+	return waitCount(ctx, want, fr.frames.Load, func() bool { return false })
 }
 
 // close closes every connection and waits for the readers.
