@@ -220,7 +220,7 @@ func BenchmarkFanout(b *testing.B) {
 				b.Fatal(err)
 			}
 			s := newServer(cfg, slog.New(slog.DiscardHandler))
-			r := &room{name: "bench", capacity: members}
+			r := s.newRoom("bench", members, roomCipher{})
 			for i := range members {
 				// writing is set so that no writer goroutine starts: there is
 				// no connection behind these clients.

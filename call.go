@@ -79,7 +79,7 @@ func (s *server) callAction(c *client, payload json.RawMessage) *errorPayload {
 		return nil
 	}
 	if in.Action == "leave" {
-		s.leaveCallLocked(r, c)
+		r.leaveCallLocked(c)
 		return nil
 	}
 	if slices.Contains(r.call.members, c) {
@@ -95,23 +95,23 @@ func (s *server) callAction(c *client, payload json.RawMessage) *errorPayload {
 	r.call.members = append(r.call.members, c)
 	s.metrics.callJoins.Add(1)
 	s.metrics.callParticipants.Add(1)
-	s.broadcastLocked(r, r.callFrameLocked(s.cfg.CallMax), false)
+	r.broadcastLocked(r.callFrameLocked(s.cfg.CallMax), false)
 	return nil
 }
 
-// leaveCallLocked takes c out of r's call, if it was in it, and tells the
-// room who is left.
-func (s *server) leaveCallLocked(r *room, c *client) {
+// leaveCallLocked takes c out of the room's call, if it was in it, and
+// tells the room who is left.
+func (r *room) leaveCallLocked(c *client) {
 	i := slices.Index(r.call.members, c)
 	if i < 0 {
 		return
 	}
 	r.call.members = slices.Delete(r.call.members, i, i+1)
-	s.metrics.callParticipants.Add(-1)
+	r.metrics.callParticipants.Add(-1)
 	if len(r.call.members) == 0 {
 		r.call.relayed = false
 	}
-	s.broadcastLocked(r, r.callFrameLocked(s.cfg.CallMax), false)
+	r.broadcastLocked(r.callFrameLocked(r.callMax), false)
 }
 
 // replaceInCallLocked gives a reconnecting member's call place to its new
@@ -208,9 +208,9 @@ func (m *serverMetrics) writeCallMetrics(b io.Writer) {
 
 // callWelcomeLocked is the call state a newcomer's welcome carries, or nil
 // when calls are off.
-func (s *server) callWelcomeLocked(r *room) *callInfo {
-	if s.cfg.CallMax == 0 {
+func (r *room) callWelcomeLocked() *callInfo {
+	if r.callMax == 0 {
 		return nil
 	}
-	return r.callInfoLocked(s.cfg.CallMax)
+	return r.callInfoLocked(r.callMax)
 }

@@ -109,6 +109,14 @@ type room struct {
 	pace          float64
 
 	react roomReactions // reactions to held messages (reactions.go)
+
+	// metrics and callMax are all a room's own behaviour needs of its
+	// server, set at creation: the counters its events add to (cut-offs,
+	// calls, host actions) and CALL_MAX, which its call frames carry. A
+	// room holds these rather than its server, so that nothing it does can
+	// reach another room, the room map or the server's limits.
+	metrics *serverMetrics
+	callMax int
 }
 
 // newServer builds a server with no rooms.
@@ -226,9 +234,14 @@ func (s *server) roomLocked(name string) (*room, error) {
 		return nil, errServerFull
 	}
 	capacity, e2ee := roomSettings(name, s.cfg.MaxRoomClients)
-	r := &room{name: name, capacity: capacity, epoch: newEpoch(), cipher: roomCipher{E2EE: e2ee}}
+	r := s.newRoom(name, capacity, roomCipher{E2EE: e2ee})
 	s.rooms[name] = r
 	return r, nil
+}
+
+// newRoom makes an empty room of s, in a new epoch, not yet in the room map.
+func (s *server) newRoom(name string, capacity int, cipher roomCipher) *room {
+	return &room{name: name, capacity: capacity, epoch: newEpoch(), cipher: cipher, metrics: s.metrics, callMax: s.cfg.CallMax}
 }
 
 // unreserve gives back a place whose upgrade failed, and the claim on the
@@ -274,7 +287,7 @@ func (s *server) join(c *client, requested string, from resumePoint) {
 func (s *server) joinLocked(c *client, requested string, from resumePoint) {
 	r := c.room
 	r.pending--
-	old, at := s.replaceLocked(r, from.rejoin)
+	old, at := r.replaceLocked(from.rejoin)
 	c.name = uniqueName(requested, func(key string) bool {
 		return slices.ContainsFunc(r.members, func(m *client) bool { return m != old && strings.ToLower(m.name) == key })
 	})
@@ -287,7 +300,7 @@ func (s *server) joinLocked(c *client, requested string, from resumePoint) {
 		r.replaceInCallLocked(old, c)
 	case old != nil:
 		r.removeLocked(old)
-		s.announceLeaveLocked(r, old)
+		r.announceLeaveLocked(old)
 		fallthrough
 	default:
 		r.members = append(r.members, c)
@@ -298,31 +311,31 @@ func (s *server) joinLocked(c *client, requested string, from resumePoint) {
 	replay, gap := r.replayLocked(from)
 	c.enqueue(encodeFrame(typeWelcome, welcomePayload{
 		Username: c.name, Room: r.name, MaxMessageBytes: s.cfg.MaxMessageBytes, roomCipher: r.cipher, Epoch: r.epoch, Gap: gap, Rejoin: c.rejoin,
-		Files: s.welcomeFiles(c), Call: s.callWelcomeLocked(r), ICEServers: s.iceServersFor(c),
+		Files: s.welcomeFiles(c), Call: r.callWelcomeLocked(), ICEServers: s.iceServersFor(c),
 	}), false)
 	c.enqueueReplay(replay)
 	if f := r.reactionsFrameLocked(from.ok); f != nil {
 		c.enqueueReplay([][]byte{f})
 	}
 	if !quiet && len(r.members) <= maxListedUsers {
-		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}), false)
+		r.broadcastLocked(encodeFrame(typeSystem, systemPayload{Text: c.name + " joined", TS: nowMillis()}), false)
 	}
 	if quiet {
 		c.enqueue(r.userCountLocked(), true)
 	} else {
-		s.broadcastLocked(r, r.userCountLocked(), true)
+		r.broadcastLocked(r.userCountLocked(), true)
 	}
 	if s.closing.Load() {
 		c.goAway() // Shutdown began after this client was admitted.
 	}
 }
 
-// replaceLocked finds the member of r whose rejoin secret is token: the
+// replaceLocked finds the member whose rejoin secret is token: the
 // same person reconnecting while the server still holds its old connection,
 // which is dead or about to be. That member is out of the room from now on
 // and closed with closeReplaced; it stays in r.members, at the index
 // returned, for join to replace or remove.
-func (s *server) replaceLocked(r *room, token string) (old *client, at int) {
+func (r *room) replaceLocked(token string) (old *client, at int) {
 	if at = r.holderLocked(token); at < 0 {
 		return nil, -1
 	}
@@ -330,7 +343,7 @@ func (s *server) replaceLocked(r *room, token string) (old *client, at int) {
 	old.kicked = true
 	old.discardQueue()
 	go old.conn.Close(closeReplaced, reasonReplaced)
-	s.metrics.cutOff(reasonReplaced)
+	r.metrics.cutOff(reasonReplaced)
 	return old, at
 }
 
@@ -351,7 +364,7 @@ func (s *server) leave(c *client) {
 	r := c.room
 	r.mu.Lock()
 	if r.removeLocked(c) {
-		s.announceLeaveLocked(r, c)
+		r.announceLeaveLocked(c)
 	}
 	s.hostLeftLocked(r, c)
 	s.idleIfEmptyLocked(r)
@@ -381,7 +394,7 @@ func (s *server) publish(c *client, in inboundMessage) (backlog bool) {
 	r.lastActive.Store(s.history.activity.Add(1))
 	s.history.add(r.rememberLocked(frame, s.cfg.HistorySize, int(s.cfg.HistoryBytes)))
 	s.metrics.accepted.Add(1)
-	backlog = s.broadcastLocked(r, frame, false)
+	backlog = r.broadcastLocked(frame, false)
 	r.mu.Unlock()
 	if s.history.over() {
 		s.trimHistory()
@@ -389,39 +402,38 @@ func (s *server) publish(c *client, in inboundMessage) (backlog bool) {
 	return backlog
 }
 
-// cutOff drops m as too slow, unless it has left already.
-func (s *server) cutOff(m *client) {
-	r := m.room
+// cutOff drops m, a member, as too slow, unless it has left already.
+func (r *room) cutOff(m *client) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !m.kicked && slices.Contains(r.members, m) {
-		s.dropLocked(r, []*client{m})
+		r.dropLocked([]*client{m})
 	}
 }
 
 // dropLocked cuts off members found too slow: out of the room and their
 // queues dropped at once, closed with 1008 without waiting, then announced.
-func (s *server) dropLocked(r *room, dropped []*client) {
+func (r *room) dropLocked(dropped []*client) {
 	for _, m := range dropped {
 		m.kicked = true
 		r.removeLocked(m)
 		m.discardQueue()
 		go m.conn.Close(websocket.StatusPolicyViolation, reasonTooSlow)
-		s.metrics.cutOff(reasonTooSlow)
+		r.metrics.cutOff(reasonTooSlow)
 	}
 	for _, m := range dropped {
-		s.announceLeaveLocked(r, m)
+		r.announceLeaveLocked(m)
 	}
 }
 
-// announceLeaveLocked tells r that m left: by name while the room is small,
-// and by the count always.
-func (s *server) announceLeaveLocked(r *room, m *client) {
-	s.leaveCallLocked(r, m)
+// announceLeaveLocked tells the room that m left: by name while it is
+// small, and by the count always.
+func (r *room) announceLeaveLocked(m *client) {
+	r.leaveCallLocked(m)
 	if len(r.members) < maxListedUsers {
-		s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: m.name + " left", TS: nowMillis()}), false)
+		r.broadcastLocked(encodeFrame(typeSystem, systemPayload{Text: m.name + " left", TS: nowMillis()}), false)
 	}
-	s.broadcastLocked(r, r.userCountLocked(), true)
+	r.broadcastLocked(r.userCountLocked(), true)
 }
 
 // removeLocked takes c out of the member list; false if it was not there.

@@ -488,7 +488,7 @@ func (s *server) watchWrites(ctx context.Context) {
 				c.conn.CloseNow()
 			}
 			for _, c := range slow {
-				s.cutOff(c)
+				c.room.cutOff(c)
 			}
 		}
 	}

@@ -24,8 +24,8 @@ const (
 	burstScore = 3.0
 )
 
-// broadcastLocked hands the same bytes to every member of r without
-// blocking. A member that enqueue finds too slow is cut off, and the room
+// broadcastLocked hands the same bytes to every member of the room
+// without blocking. A member that enqueue finds too slow is cut off, and the room
 // hears it left. It reports whether any member's queue is more than half full.
 //
 // isCount marks a userCount frame: it replaces a count still waiting in a
@@ -34,7 +34,7 @@ const (
 //
 // At a paced rate the frame goes straight to idle members' sockets
 // (sendNow); in a burst it is queued (see burstScore).
-func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog bool) {
+func (r *room) broadcastLocked(frame []byte, isCount bool) (backlog bool) {
 	now := time.Now().UnixNano()
 	pace := r.paceAtLocked(now)
 	r.pace, r.lastBroadcast = pace, now
@@ -53,7 +53,7 @@ func (s *server) broadcastLocked(r *room, frame []byte, isCount bool) (backlog b
 		}
 		backlog = backlog || behind
 	}
-	s.dropLocked(r, dropped)
+	r.dropLocked(dropped)
 	return backlog
 }
 

@@ -371,7 +371,7 @@ func (s *server) publishFile(rm *room, up fileUpload, f *storedFile) (p filePayl
 	rm.lastActive.Store(s.history.activity.Add(1))
 	s.history.add(rm.rememberLocked(frame, s.cfg.HistorySize, int(s.cfg.HistoryBytes)))
 	s.metrics.accepted.Add(1)
-	s.broadcastLocked(rm, frame, false)
+	rm.broadcastLocked(frame, false)
 	rm.mu.Unlock()
 	if s.history.over() {
 		s.trimHistory()

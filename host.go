@@ -309,7 +309,7 @@ func (s *server) tellHostsLocked(r *room) {
 
 // noticeLocked tells every member of r text, as a system frame.
 func (s *server) noticeLocked(r *room, text string) {
-	s.broadcastLocked(r, encodeFrame(typeSystem, systemPayload{Text: text, TS: nowMillis()}), false)
+	r.broadcastLocked(encodeFrame(typeSystem, systemPayload{Text: text, TS: nowMillis()}), false)
 }
 
 // knockersLocked lists r's knockers, for shutdown.

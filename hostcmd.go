@@ -173,7 +173,7 @@ func (s *server) removeMemberLocked(r *room, m *client) {
 	s.metrics.host.removals.Add(1)
 	go m.conn.Close(closeRemoved, reasonRemoved)
 	s.noticeLocked(r, m.name+" was removed.")
-	s.broadcastLocked(r, r.userCountLocked(), true)
+	r.broadcastLocked(r.userCountLocked(), true)
 	if !h.locked && !h.knocking {
 		h.knocking = true
 		for _, seat := range h.seats {

@@ -217,7 +217,7 @@ func (s *server) reactLocked(r *room, c *client, id uint64, emoji string, on boo
 	s.resizeReactionsLocked(r, id, held)
 	frame.Reactions = held.list
 	r.lastActive.Store(s.history.activity.Add(1))
-	s.broadcastLocked(r, encodeFrame(typeReact, frame), false)
+	r.broadcastLocked(encodeFrame(typeReact, frame), false)
 	for len(r.history) > 0 && r.histBytes > int(s.cfg.HistoryBytes) {
 		s.history.add(-r.dropOldestLocked())
 	}
