@@ -48,7 +48,7 @@ func (s *server) callControl(c *client, env envelope) *errorPayload {
 		return &errorPayload{Code: codeBadMessage, Text: "calls are turned off on this server"}
 	}
 	if env.Type == typeCall {
-		return s.callAction(c, env.Payload)
+		return c.room.callAction(c, env.Payload)
 	}
 	if len(env.Payload) > maxSignalBytes {
 		return &errorPayload{Code: codeSignalTooLarge, Text: fmt.Sprintf("signal payload is %d bytes; the limit is %d", len(env.Payload), maxSignalBytes)}
@@ -63,16 +63,16 @@ func (s *server) callControl(c *client, env envelope) *errorPayload {
 	if err := json.Unmarshal(env.Payload, &in); err != nil || in.To == "" || len(in.Data) == 0 || bytes.Equal(in.Data, []byte("null")) {
 		return &errorPayload{Code: codeBadMessage, Text: "signal payload must be {\"to\": member name, \"data\": any JSON}"}
 	}
-	return s.relaySignal(c, in)
+	return c.room.relaySignal(c, in)
 }
 
-// callAction handles {"action": "join"} and {"action": "leave"}.
-func (s *server) callAction(c *client, payload json.RawMessage) *errorPayload {
+// callAction handles {"action": "join"} and {"action": "leave"} from c, a
+// member of the room.
+func (r *room) callAction(c *client, payload json.RawMessage) *errorPayload {
 	var in callRequest
 	if err := json.Unmarshal(payload, &in); err != nil || in.Action != "join" && in.Action != "leave" {
 		return &errorPayload{Code: codeBadMessage, Text: "call payload must be {\"action\": \"join\" or \"leave\"}"}
 	}
-	r := c.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c.kicked {
@@ -83,19 +83,19 @@ func (s *server) callAction(c *client, payload json.RawMessage) *errorPayload {
 		return nil
 	}
 	if slices.Contains(r.call.members, c) {
-		c.enqueue(r.callFrameLocked(s.cfg.CallMax), false)
+		c.enqueue(r.callFrameLocked(r.callMax), false)
 		return nil
 	}
-	if len(r.call.members) >= s.cfg.CallMax {
-		return &errorPayload{Code: codeCallFull, Text: fmt.Sprintf("the call is full: at most %d people", s.cfg.CallMax)}
+	if len(r.call.members) >= r.callMax {
+		return &errorPayload{Code: codeCallFull, Text: fmt.Sprintf("the call is full: at most %d people", r.callMax)}
 	}
 	if len(r.call.members) == 0 {
-		s.metrics.callsStarted.Add(1)
+		r.metrics.callsStarted.Add(1)
 	}
 	r.call.members = append(r.call.members, c)
-	s.metrics.callJoins.Add(1)
-	s.metrics.callParticipants.Add(1)
-	r.broadcastLocked(r.callFrameLocked(s.cfg.CallMax), false)
+	r.metrics.callJoins.Add(1)
+	r.metrics.callParticipants.Add(1)
+	r.broadcastLocked(r.callFrameLocked(r.callMax), false)
 	return nil
 }
 
@@ -125,8 +125,7 @@ func (r *room) replaceInCallLocked(old, c *client) {
 
 // relaySignal delivers a signal frame from c to the member it names, both
 // in the call, stamped with c's name.
-func (s *server) relaySignal(c *client, in signalPayload) *errorPayload {
-	r := c.room
+func (r *room) relaySignal(c *client, in signalPayload) *errorPayload {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c.kicked {
