@@ -278,7 +278,7 @@ func (s *server) release(ip string) {
 func (s *server) join(c *client, requested string, from resumePoint) {
 	c.room.mu.Lock()
 	defer c.room.mu.Unlock()
-	if !s.knockLocked(c, requested, from) {
+	if !c.room.knockLocked(c, requested, from) {
 		s.joinLocked(c, requested, from)
 	}
 }
@@ -366,7 +366,7 @@ func (s *server) leave(c *client) {
 	if r.removeLocked(c) {
 		r.announceLeaveLocked(c)
 	}
-	s.hostLeftLocked(r, c)
+	r.hostLeftLocked(c, s.cfg.HostGrace)
 	s.idleIfEmptyLocked(r)
 	r.mu.Unlock()
 	s.forgetTURNID(c)

@@ -140,14 +140,27 @@ func (s *server) hostAdmit(r *room, ip, rejoin string, take bool) error {
 	if r == nil {
 		return nil
 	}
+	if pass, err := r.knockCheck(ip, rejoin); pass || err != nil {
+		return err
+	}
+	if s.knocks == nil {
+		s.knocks = perMinute(knocksPerMinute, clientTableSize(s.cfg))
+	}
+	return limited(s.knocks, ip, take, "too many knocks from this address; try again later")
+}
+
+// knockCheck is the room's own part of hostAdmit: pass when it takes a
+// newcomer from ip presenting rejoin as any room would (it neither locks
+// nor knocks, or a member is coming back), else the refusal of a locked
+// room or of a knock it cannot take, or neither when the newcomer may knock.
+func (r *room) knockCheck(ip, rejoin string) (pass bool, err error) {
 	now := time.Now()
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	h := r.host
 	if h == nil || !h.locked && !h.knocking || r.knownLocked(rejoin, now) {
-		r.mu.Unlock()
-		return nil
+		return true, nil
 	}
-	var err error
 	switch {
 	case h.locked:
 		err = errRoomLocked
@@ -156,14 +169,7 @@ func (s *server) hostAdmit(r *room, ip, rejoin string, take bool) error {
 	case len(h.knocks) >= maxKnocks || h.knocksFromLocked(ip) >= maxKnocksPerIP:
 		err = errKnockFull
 	}
-	r.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if s.knocks == nil {
-		s.knocks = perMinute(knocksPerMinute, clientTableSize(s.cfg))
-	}
-	return limited(s.knocks, ip, take, "too many knocks from this address; try again later")
+	return false, err
 }
 
 // knocksFromLocked counts the knockers waiting from ip.
@@ -180,8 +186,7 @@ func (h *hostState) knocksFromLocked(ip string) int {
 // knockLocked puts c in the waiting room instead of joining it, when the
 // room knocks and c is not a member coming back. c hears knocking and
 // nothing else; each host hears of it.
-func (s *server) knockLocked(c *client, requested string, from resumePoint) bool {
-	r := c.room
+func (r *room) knockLocked(c *client, requested string, from resumePoint) bool {
 	h := r.host
 	if h == nil || !h.knocking || r.knownLocked(from.rejoin, time.Now()) {
 		return false
@@ -189,17 +194,18 @@ func (s *server) knockLocked(c *client, requested string, from resumePoint) bool
 	h.nextKnock++
 	c.kicked = true // until admitted: nothing it sends reaches the room
 	h.knocks = append(h.knocks, &knocker{id: h.nextKnock, name: requested, c: c, from: from})
-	s.metrics.host.knocks.Add(1)
+	r.metrics.host.knocks.Add(1)
 	c.enqueue(encodeFrame(typeKnocking, struct{}{}), false)
-	s.tellHostsLocked(r)
+	r.tellHostsLocked()
 	return true
 }
 
-// hostLeftLocked is told that c left r: a knocker stops waiting, a member's
-// rejoin secret is kept for HOST_GRACE so that a locked or knocking room
-// lets it back, and a host's seat waits for it that long before the role
-// passes on (passHost). When nobody is left, knockers are sent away.
-func (s *server) hostLeftLocked(r *room, c *client) {
+// hostLeftLocked is told that c left the room: a knocker stops waiting, a
+// member's rejoin secret is kept for grace (HOST_GRACE) so that a locked or
+// knocking room lets it back, and a host's seat waits for it that long
+// before the role passes on (passHost). When nobody is left, knockers are
+// sent away.
+func (r *room) hostLeftLocked(c *client, grace time.Duration) {
 	h := r.host
 	if h == nil {
 		return
@@ -207,7 +213,7 @@ func (s *server) hostLeftLocked(r *room, c *client) {
 	if i := slices.IndexFunc(h.knocks, func(k *knocker) bool { return k.c == c }); i >= 0 {
 		h.knocks = slices.Delete(h.knocks, i, i+1)
 		r.pending--
-		s.tellHostsLocked(r)
+		r.tellHostsLocked()
 		return
 	}
 	now := time.Now()
@@ -216,7 +222,7 @@ func (s *server) hostLeftLocked(r *room, c *client) {
 		if len(h.away) >= maxAway {
 			h.away = h.away[1:]
 		}
-		h.away = append(h.away, awaySecret{secret: c.rejoin, until: now.Add(s.cfg.HostGrace)})
+		h.away = append(h.away, awaySecret{secret: c.rejoin, until: now.Add(grace)})
 	}
 	wasHost := false
 	for _, seat := range h.seats {
@@ -227,15 +233,15 @@ func (s *server) hostLeftLocked(r *room, c *client) {
 	if wasHost && !slices.ContainsFunc(h.seats, func(seat *hostSeat) bool { return seat.holder != nil }) {
 		h.passGen++
 		gen := h.passGen
-		time.AfterFunc(s.cfg.HostGrace, func() { s.passHost(r, gen) })
+		time.AfterFunc(grace, func() { r.passHost(gen) })
 	}
 	if len(r.members) == 0 {
-		s.sendKnockersAwayLocked(r, reasonNobody)
+		r.sendKnockersAwayLocked(reasonNobody)
 	}
 }
 
-// sendKnockersAwayLocked closes every knocker of r with closeDenied.
-func (s *server) sendKnockersAwayLocked(r *room, reason string) {
+// sendKnockersAwayLocked closes every knocker of the room with closeDenied.
+func (r *room) sendKnockersAwayLocked(reason string) {
 	for _, k := range r.host.knocks {
 		r.pending--
 		go k.c.conn.Close(closeDenied, reason)
@@ -246,7 +252,7 @@ func (s *server) sendKnockersAwayLocked(r *room, reason string) {
 // passHost gives the host role to the member present longest once every
 // host has been gone for HOST_GRACE, unless one came back meanwhile (gen),
 // and the room hears of it. The old credentials stop working.
-func (s *server) passHost(r *room, gen int) {
+func (r *room) passHost(gen int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.host
@@ -256,29 +262,29 @@ func (s *server) passHost(r *room, gen int) {
 	}
 	heir := r.members[0]
 	h.seats = nil
-	s.crownLocked(r, heir)
-	s.metrics.host.handovers.Add(1)
-	s.noticeLocked(r, heir.name+" is now the host: the host left.")
+	r.crownLocked(heir)
+	r.metrics.host.handovers.Add(1)
+	r.noticeLocked(heir.name + " is now the host: the host left.")
 }
 
-// crownLocked makes m a host of r with a credential of its own, sent to m
-// alone in its hostState frame, and tells the other hosts.
-func (s *server) crownLocked(r *room, m *client) {
+// crownLocked makes m a host of the room with a credential of its own, sent
+// to m alone in its hostState frame, and tells the other hosts.
+func (r *room) crownLocked(m *client) {
 	h := r.host
 	secret := newHostSecret()
 	h.seats = append(h.seats, &hostSeat{secret: secret, holder: m})
 	for _, seat := range h.seats {
 		if seat.holder != nil && seat.holder != m {
-			seat.holder.enqueue(s.hostStateLocked(r, true, ""), false)
+			seat.holder.enqueue(r.hostStateLocked(true, ""), false)
 		}
 	}
-	m.enqueue(s.hostStateLocked(r, true, secret), false)
+	m.enqueue(r.hostStateLocked(true, secret), false)
 }
 
-// hostStateLocked encodes r's hostState frame for a host (or, with host
+// hostStateLocked encodes the room's hostState frame for a host (or, with host
 // false, for one who just stopped being one), carrying credential when
 // that host has just been given it.
-func (s *server) hostStateLocked(r *room, host bool, credential string) []byte {
+func (r *room) hostStateLocked(host bool, credential string) []byte {
 	h := r.host
 	p := hostStatePayload{Credential: credential, Host: host, Locked: h.locked, Knocking: h.knocking, Knocks: []knockView{}, Hosts: []string{}}
 	if host {
@@ -295,20 +301,20 @@ func (s *server) hostStateLocked(r *room, host bool, credential string) []byte {
 }
 
 // tellHostsLocked sends each present host the room's hostState.
-func (s *server) tellHostsLocked(r *room) {
+func (r *room) tellHostsLocked() {
 	var frame []byte
 	for _, seat := range r.host.seats {
 		if seat.holder != nil {
 			if frame == nil {
-				frame = s.hostStateLocked(r, true, "")
+				frame = r.hostStateLocked(true, "")
 			}
 			seat.holder.enqueue(frame, false)
 		}
 	}
 }
 
-// noticeLocked tells every member of r text, as a system frame.
-func (s *server) noticeLocked(r *room, text string) {
+// noticeLocked tells every member text, as a system frame.
+func (r *room) noticeLocked(text string) {
 	r.broadcastLocked(encodeFrame(typeSystem, systemPayload{Text: text, TS: nowMillis()}), false)
 }
 

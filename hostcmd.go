@@ -44,7 +44,7 @@ func (s *server) hostFrame(c *client, raw json.RawMessage) *errorPayload {
 	if seat.holder != c {
 		seat.holder = c
 		r.host.passGen++ // a host is back: no hand-over
-		s.tellHostsLocked(r)
+		r.tellHostsLocked()
 	}
 	return s.runHostLocked(r, c, cmd)
 }
@@ -54,18 +54,9 @@ func (s *server) runHostLocked(r *room, c *client, cmd hostCommand) *errorPayloa
 	h := r.host
 	switch cmd.Op {
 	case opClaim:
-		c.enqueue(s.hostStateLocked(r, true, ""), false)
+		c.enqueue(r.hostStateLocked(true, ""), false)
 	case opLock, opUnlock:
-		if h.locked != (cmd.Op == opLock) {
-			h.locked = cmd.Op == opLock
-			if h.locked {
-				s.metrics.host.locks.Add(1)
-				s.noticeLocked(r, c.name+" locked the room: nobody new can join.")
-			} else {
-				s.noticeLocked(r, c.name+" unlocked the room.")
-			}
-		}
-		s.tellHostsLocked(r)
+		r.lockLocked(c, cmd.Op == opLock)
 	case opKnockOn, opKnockOff:
 		s.setKnockingLocked(r, c, cmd.Op == opKnockOn)
 	case opAdmit, opDeny:
@@ -76,17 +67,33 @@ func (s *server) runHostLocked(r *room, c *client, cmd hostCommand) *errorPayloa
 		if cmd.Op == opAdmit {
 			s.admitKnockLocked(r, i)
 		} else {
-			s.denyKnockLocked(r, i)
+			r.denyKnockLocked(i)
 		}
-		s.tellHostsLocked(r)
+		r.tellHostsLocked()
 	case opRemove, opPromote, opHandOver:
-		return s.memberCommandLocked(r, c, cmd)
+		return r.memberCommandLocked(c, cmd)
 	case opMove:
-		return s.moveLocked(r, c, cmd)
+		return r.moveLocked(c, cmd, s.cfg.MaxMessageBytes)
 	default:
 		return errBadHostFrame
 	}
 	return nil
+}
+
+// lockLocked locks or unlocks the room at the word of c, a host; the room
+// hears of a change, and the hosts of the state in any case.
+func (r *room) lockLocked(c *client, on bool) {
+	h := r.host
+	if h.locked != on {
+		h.locked = on
+		if on {
+			r.metrics.host.locks.Add(1)
+			r.noticeLocked(c.name + " locked the room: nobody new can join.")
+		} else {
+			r.noticeLocked(c.name + " unlocked the room.")
+		}
+	}
+	r.tellHostsLocked()
 }
 
 // setKnockingLocked turns knocking on or off; off lets in everyone waiting.
@@ -95,15 +102,15 @@ func (s *server) setKnockingLocked(r *room, c *client, on bool) {
 	if h.knocking != on {
 		h.knocking = on
 		if on {
-			s.noticeLocked(r, c.name+" turned on knocking: newcomers wait for a host to let them in.")
+			r.noticeLocked(c.name + " turned on knocking: newcomers wait for a host to let them in.")
 		} else {
 			for len(h.knocks) > 0 {
 				s.admitKnockLocked(r, 0)
 			}
-			s.noticeLocked(r, c.name+" turned off knocking.")
+			r.noticeLocked(c.name + " turned off knocking.")
 		}
 	}
-	s.tellHostsLocked(r)
+	r.tellHostsLocked()
 }
 
 // admitKnockLocked lets the knocker at index i in: it joins as anyone would.
@@ -117,18 +124,18 @@ func (s *server) admitKnockLocked(r *room, i int) {
 
 // denyKnockLocked turns the knocker at index i away; its address may not knock
 // again for barFor.
-func (s *server) denyKnockLocked(r *room, i int) {
+func (r *room) denyKnockLocked(i int) {
 	k := r.host.knocks[i]
 	r.host.knocks = slices.Delete(r.host.knocks, i, i+1)
 	r.pending--
 	r.host.barred[k.c.ip] = time.Now().Add(barFor)
-	s.metrics.host.denials.Add(1)
+	r.metrics.host.denials.Add(1)
 	go k.c.conn.Close(closeDenied, reasonDenied)
 }
 
 // memberCommandLocked removes, promotes or hands over to the member named
 // by cmd.
-func (s *server) memberCommandLocked(r *room, c *client, cmd hostCommand) *errorPayload {
+func (r *room) memberCommandLocked(c *client, cmd hostCommand) *errorPayload {
 	i := slices.IndexFunc(r.members, func(m *client) bool { return m.name == cmd.Name })
 	if i < 0 {
 		return errNoSuchMember
@@ -140,20 +147,20 @@ func (s *server) memberCommandLocked(r *room, c *client, cmd hostCommand) *error
 	h := r.host
 	switch cmd.Op {
 	case opRemove:
-		s.removeMemberLocked(r, m)
+		r.removeMemberLocked(m)
 	case opPromote:
 		if !h.isHostLocked(m) && len(h.seats) < maxSeats {
-			s.crownLocked(r, m)
-			s.noticeLocked(r, c.name+" made "+m.name+" a host.")
+			r.crownLocked(m)
+			r.noticeLocked(c.name + " made " + m.name + " a host.")
 		}
 	case opHandOver:
 		if !h.isHostLocked(m) {
-			s.crownLocked(r, m)
+			r.crownLocked(m)
 		}
 		h.seats = slices.DeleteFunc(h.seats, func(seat *hostSeat) bool { return seat.holder == c })
-		c.enqueue(s.hostStateLocked(r, false, ""), false)
-		s.tellHostsLocked(r)
-		s.noticeLocked(r, c.name+" handed the host role to "+m.name+".")
+		c.enqueue(r.hostStateLocked(false, ""), false)
+		r.tellHostsLocked()
+		r.noticeLocked(c.name + " handed the host role to " + m.name + ".")
 	}
 	return nil
 }
@@ -162,7 +169,7 @@ func (s *server) memberCommandLocked(r *room, c *client, cmd hostCommand) *error
 // and any host seat, keeps its address from knocking for barFor, and tells
 // everyone. A room that neither knocks nor is locked starts knocking, so
 // that m cannot come straight back, and its hosts are told so.
-func (s *server) removeMemberLocked(r *room, m *client) {
+func (r *room) removeMemberLocked(m *client) {
 	h := r.host
 	m.kicked = true
 	m.rejoin = ""
@@ -170,9 +177,9 @@ func (s *server) removeMemberLocked(r *room, m *client) {
 	m.discardQueue()
 	h.seats = slices.DeleteFunc(h.seats, func(seat *hostSeat) bool { return seat.holder == m })
 	h.barred[m.ip] = time.Now().Add(barFor)
-	s.metrics.host.removals.Add(1)
+	r.metrics.host.removals.Add(1)
 	go m.conn.Close(closeRemoved, reasonRemoved)
-	s.noticeLocked(r, m.name+" was removed.")
+	r.noticeLocked(m.name + " was removed.")
 	r.broadcastLocked(r.userCountLocked(), true)
 	if !h.locked && !h.knocking {
 		h.knocking = true
@@ -185,18 +192,19 @@ func (s *server) removeMemberLocked(r *room, m *client) {
 			}
 		}
 	}
-	s.tellHostsLocked(r)
+	r.tellHostsLocked()
 }
 
-// moveLocked delivers a sealed moveRoom frame to the members named in
-// cmd.To who are still here, and to nobody else. Only an encrypted room
-// moves: the frame carries a link sealed with its key.
-func (s *server) moveLocked(r *room, c *client, cmd hostCommand) *errorPayload {
+// moveLocked delivers a sealed moveRoom frame, of at most maxBytes
+// (MAX_MESSAGE_BYTES), to the members named in cmd.To who are still here,
+// and to nobody else. Only an encrypted room moves: the frame carries a
+// link sealed with its key.
+func (r *room) moveLocked(c *client, cmd hostCommand, maxBytes int) *errorPayload {
 	if !r.cipher.E2EE {
 		return &errorPayload{Code: codeNotEncrypted, Text: "only an encrypted room can move to a fresh one"}
 	}
-	if len(cmd.Sealed) > s.cfg.MaxMessageBytes {
-		return &errorPayload{Code: codeMessageTooLong, Text: fmt.Sprintf("sealed is %d bytes; the limit is %d", len(cmd.Sealed), s.cfg.MaxMessageBytes)}
+	if len(cmd.Sealed) > maxBytes {
+		return &errorPayload{Code: codeMessageTooLong, Text: fmt.Sprintf("sealed is %d bytes; the limit is %d", len(cmd.Sealed), maxBytes)}
 	}
 	if rejected := r.cipher.refuse(inboundMessage{Message: cmd.Sealed}); rejected != nil {
 		return rejected
@@ -207,6 +215,6 @@ func (s *server) moveLocked(r *room, c *client, cmd hostCommand) *errorPayload {
 			m.enqueue(frame, false)
 		}
 	}
-	s.metrics.host.moves.Add(1)
+	r.metrics.host.moves.Add(1)
 	return nil
 }
