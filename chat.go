@@ -110,12 +110,15 @@ type room struct {
 
 	react roomReactions // reactions to held messages (reactions.go)
 
-	// metrics and callMax are all a room's own behaviour needs of its
-	// server, set at creation: the counters its events add to (cut-offs,
-	// calls, host actions) and CALL_MAX, which its call frames carry. A
-	// room holds these rather than its server, so that nothing it does can
-	// reach another room, the room map or the server's limits.
+	// metrics, budget and callMax are all a room's own behaviour needs of
+	// its server, set at creation: the counters its events add to (cut-offs,
+	// calls, host actions), the budget of every room's history bytes
+	// (HISTORY_TOTAL_BYTES) that its own count in, and CALL_MAX, which its
+	// call frames carry. A room holds these rather than its server, so that
+	// nothing it does can reach another room, the room map or the server's
+	// other limits; settings it reads once per call come as arguments.
 	metrics *serverMetrics
+	budget  *historyBudget
 	callMax int
 }
 
@@ -241,7 +244,7 @@ func (s *server) roomLocked(name string) (*room, error) {
 
 // newRoom makes an empty room of s, in a new epoch, not yet in the room map.
 func (s *server) newRoom(name string, capacity int, cipher roomCipher) *room {
-	return &room{name: name, capacity: capacity, epoch: newEpoch(), cipher: cipher, metrics: s.metrics, callMax: s.cfg.CallMax}
+	return &room{name: name, capacity: capacity, epoch: newEpoch(), cipher: cipher, metrics: s.metrics, budget: &s.history, callMax: s.cfg.CallMax}
 }
 
 // unreserve gives back a place whose upgrade failed, and the claim on the
@@ -391,15 +394,22 @@ func (s *server) publish(c *client, in inboundMessage) (backlog bool) {
 		ID: r.lastID, Username: c.name, Message: in.Message, TS: nowMillis(), ClientID: in.ClientID,
 		ReplyTo: in.ReplyTo, Quote: in.quote,
 	})
-	r.lastActive.Store(s.history.activity.Add(1))
-	s.history.add(r.rememberLocked(frame, s.cfg.HistorySize, int(s.cfg.HistoryBytes)))
-	s.metrics.accepted.Add(1)
-	backlog = r.broadcastLocked(frame, false)
+	backlog = r.postLocked(frame, s.cfg.HistorySize, int(s.cfg.HistoryBytes))
 	r.mu.Unlock()
 	if s.history.over() {
 		s.trimHistory()
 	}
 	return backlog
+}
+
+// postLocked keeps frame, the room's newest message, in its history of at
+// most size frames and maxBytes bytes (HISTORY_SIZE, HISTORY_BYTES), counts
+// it, and fans it out. It reports whether a member's queue is backlogged.
+func (r *room) postLocked(frame []byte, size, maxBytes int) (backlog bool) {
+	r.lastActive.Store(r.budget.activity.Add(1))
+	r.budget.add(r.rememberLocked(frame, size, maxBytes))
+	r.metrics.accepted.Add(1)
+	return r.broadcastLocked(frame, false)
 }
 
 // cutOff drops m, a member, as too slow, unless it has left already.

@@ -193,7 +193,7 @@ func (s *server) readLoop(c *client) error {
 			rejected = c.room.cipher.refuse(in)
 		}
 		if rejected == nil {
-			rejected = s.checkReply(c, &in)
+			rejected = c.room.checkReply(&in, s.cfg.MaxMessageBytes)
 		}
 		if rejected == nil && c.flooding() {
 			rejected = &errorPayload{

@@ -368,10 +368,7 @@ func (s *server) publishFile(rm *room, up fileUpload, f *storedFile) (p filePayl
 	p = filePayload{ID: rm.lastID, Username: up.member.name, File: f.id, Size: f.size, Type: up.typ, Name: up.name,
 		Sealed: up.sealed, Width: up.width, Height: up.height, TS: nowMillis(), ClientID: up.clientID}
 	frame := encodeFrame(typeFile, p)
-	rm.lastActive.Store(s.history.activity.Add(1))
-	s.history.add(rm.rememberLocked(frame, s.cfg.HistorySize, int(s.cfg.HistoryBytes)))
-	s.metrics.accepted.Add(1)
-	rm.broadcastLocked(frame, false)
+	rm.postLocked(frame, s.cfg.HistorySize, int(s.cfg.HistoryBytes))
 	rm.mu.Unlock()
 	if s.history.over() {
 		s.trimHistory()

@@ -65,12 +65,12 @@ func errUnknownMessage(clientID string) *errorPayload {
 // checkReply accepts in's replyTo when the room still holds that message,
 // and in an ordinary room makes its quote. A message trimmed between this
 // check and its publication is still quoted correctly. The quote is left
-// out of a reply so long that with it the frame could pass maxFrameBytes.
-func (s *server) checkReply(c *client, in *inboundMessage) *errorPayload {
+// out of a reply so long that with it the frame could pass maxFrameBytes:
+// when text and quote pass twice maxBytes (MAX_MESSAGE_BYTES).
+func (r *room) checkReply(in *inboundMessage, maxBytes int) *errorPayload {
 	if in.ReplyTo == 0 {
 		return nil
 	}
-	r := c.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.holdsLocked(in.ReplyTo) {
@@ -80,7 +80,7 @@ func (s *server) checkReply(c *client, in *inboundMessage) *errorPayload {
 		in.quote = quoteOf(r.history[in.ReplyTo-(r.lastID-uint64(len(r.history)))-1])
 		text, _ := json.Marshal(in.Message)
 		quote, _ := json.Marshal(in.quote)
-		if len(text)+len(quote) > 2*s.cfg.MaxMessageBytes {
+		if len(text)+len(quote) > 2*maxBytes {
 			in.quote = nil
 		}
 	}
@@ -174,7 +174,7 @@ func (s *server) reactFrame(c *client, raw json.RawMessage) *errorPayload {
 	}
 	r := c.room
 	r.mu.Lock()
-	rejected := s.reactLocked(r, c, req.ID, req.Emoji, *req.On)
+	rejected := r.reactLocked(c, req.ID, req.Emoji, *req.On, int(s.cfg.HistoryBytes))
 	r.mu.Unlock()
 	if rejected == nil && s.history.over() {
 		s.trimHistory()
@@ -182,10 +182,11 @@ func (s *server) reactFrame(c *client, raw json.RawMessage) *errorPayload {
 	return rejected
 }
 
-// reactLocked adds or removes c's reaction and tells the room. A change
-// that is no change (a second add, a removal of nothing) is answered to c
-// alone with the message's reactions as they are.
-func (s *server) reactLocked(r *room, c *client, id uint64, emoji string, on bool) *errorPayload {
+// reactLocked adds or removes c's reaction and tells the room, which then
+// holds at most maxBytes (HISTORY_BYTES) of history. A change that is no
+// change (a second add, a removal of nothing) is answered to c alone with
+// the message's reactions as they are.
+func (r *room) reactLocked(c *client, id uint64, emoji string, on bool, maxBytes int) *errorPayload {
 	if c.kicked {
 		return nil
 	}
@@ -214,12 +215,12 @@ func (s *server) reactLocked(r *room, c *client, id uint64, emoji string, on boo
 		r.react.count--
 	}
 	r.react.used = true
-	s.resizeReactionsLocked(r, id, held)
+	r.resizeReactionsLocked(id, held)
 	frame.Reactions = held.list
-	r.lastActive.Store(s.history.activity.Add(1))
+	r.lastActive.Store(r.budget.activity.Add(1))
 	r.broadcastLocked(encodeFrame(typeReact, frame), false)
-	for len(r.history) > 0 && r.histBytes > int(s.cfg.HistoryBytes) {
-		s.history.add(-r.dropOldestLocked())
+	for len(r.history) > 0 && r.histBytes > maxBytes {
+		r.budget.add(-r.dropOldestLocked())
 	}
 	return nil
 }
@@ -243,8 +244,8 @@ func toggled(list []reaction, at int, emoji, name string, on bool) []reaction {
 
 // resizeReactionsLocked stores held as message id's reactions, or forgets
 // them when there are none, and counts the change of their encoded size in
-// the room's history bytes and the server's history budget.
-func (s *server) resizeReactionsLocked(r *room, id uint64, held *heldReactions) {
+// the room's history bytes and in the history budget of all rooms.
+func (r *room) resizeReactionsLocked(id uint64, held *heldReactions) {
 	size := 0
 	if len(held.list) > 0 {
 		b, _ := json.Marshal(messageReactions{ID: id, Reactions: held.list})
@@ -257,7 +258,7 @@ func (s *server) resizeReactionsLocked(r *room, id uint64, held *heldReactions) 
 		delete(r.react.byID, id)
 	}
 	r.histBytes += size - held.bytes
-	s.history.add(size - held.bytes)
+	r.budget.add(size - held.bytes)
 	held.bytes = size
 }
 
