@@ -183,12 +183,17 @@ func (s *server) noteRelayed(id string) {
 		return
 	}
 	c := v.(*client)
-	r := c.room
+	c.room.noteRelayed(c)
+}
+
+// noteRelayed counts the room's call as relayed, once per call, when c is
+// in it.
+func (r *room) noteRelayed(c *client) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.call.relayed && slices.Contains(r.call.members, c) {
 		r.call.relayed = true
-		s.metrics.callsRelayed.Add(1)
+		r.metrics.callsRelayed.Add(1)
 	}
 }
 

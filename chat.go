@@ -110,16 +110,18 @@ type room struct {
 
 	react roomReactions // reactions to held messages (reactions.go)
 
-	// metrics, budget and callMax are all a room's own behaviour needs of
-	// its server, set at creation: the counters its events add to (cut-offs,
-	// calls, host actions), the budget of every room's history bytes
-	// (HISTORY_TOTAL_BYTES) that its own count in, and CALL_MAX, which its
-	// call frames carry. A room holds these rather than its server, so that
-	// nothing it does can reach another room, the room map or the server's
-	// other limits; settings it reads once per call come as arguments.
-	metrics *serverMetrics
-	budget  *historyBudget
-	callMax int
+	// metrics, histTotal, fileTotal and callMax are all a room's own
+	// behaviour needs of its server, set at creation: the counters its
+	// events add to (cut-offs, calls, host actions), the budgets of every
+	// room's history and files (HISTORY_TOTAL_BYTES, FILE_TOTAL_BYTES) that
+	// its own bytes count in, and CALL_MAX, which its call frames carry. A
+	// room holds these rather than its server, so that nothing it does can
+	// reach another room, the room map or the server's other limits;
+	// settings it reads once per call come as arguments.
+	metrics   *serverMetrics
+	histTotal *historyBudget
+	fileTotal *fileBudget
+	callMax   int
 }
 
 // newServer builds a server with no rooms.
@@ -244,7 +246,8 @@ func (s *server) roomLocked(name string) (*room, error) {
 
 // newRoom makes an empty room of s, in a new epoch, not yet in the room map.
 func (s *server) newRoom(name string, capacity int, cipher roomCipher) *room {
-	return &room{name: name, capacity: capacity, epoch: newEpoch(), cipher: cipher, metrics: s.metrics, budget: &s.history, callMax: s.cfg.CallMax}
+	return &room{name: name, capacity: capacity, epoch: newEpoch(), cipher: cipher,
+		metrics: s.metrics, histTotal: &s.history, fileTotal: &s.files, callMax: s.cfg.CallMax}
 }
 
 // unreserve gives back a place whose upgrade failed, and the claim on the
@@ -406,8 +409,8 @@ func (s *server) publish(c *client, in inboundMessage) (backlog bool) {
 // most size frames and maxBytes bytes (HISTORY_SIZE, HISTORY_BYTES), counts
 // it, and fans it out. It reports whether a member's queue is backlogged.
 func (r *room) postLocked(frame []byte, size, maxBytes int) (backlog bool) {
-	r.lastActive.Store(r.budget.activity.Add(1))
-	r.budget.add(r.rememberLocked(frame, size, maxBytes))
+	r.lastActive.Store(r.histTotal.activity.Add(1))
+	r.histTotal.add(r.rememberLocked(frame, size, maxBytes))
 	r.metrics.accepted.Add(1)
 	return r.broadcastLocked(frame, false)
 }
@@ -537,7 +540,7 @@ func (s *server) expire(r *room, gen int) {
 	}
 	s.history.add(-r.histBytes)
 	r.history, r.histBytes, r.react = nil, 0, roomReactions{}
-	s.dropFilesLocked(r)
+	r.dropFilesLocked()
 	s.log.Debug("room expired", "rooms", len(s.rooms))
 }
 

@@ -73,15 +73,15 @@ func (s *server) reserveFile(rm *room, n int64) bool {
 	return false
 }
 
-// unreserveFile gives back n bytes reserved for rm.
-func (s *server) unreserveFile(rm *room, n int64) {
+// unreserveFile gives back n bytes reserved for the room.
+func (r *room) unreserveFile(n int64) {
 	if n == 0 {
 		return
 	}
-	rm.mu.Lock()
-	rm.fileBytes -= n
-	rm.mu.Unlock()
-	s.files.give(n)
+	r.mu.Lock()
+	r.fileBytes -= n
+	r.mu.Unlock()
+	r.fileTotal.give(n)
 }
 
 // dropOldestFileLocked forgets rm's oldest file and returns its size, which
@@ -96,15 +96,15 @@ func (r *room) dropOldestFileLocked(b *fileBudget) int64 {
 	return f.size
 }
 
-// dropFilesLocked forgets all of rm's files, as its room goes, keeping
+// dropFilesLocked forgets all of the room's files, as it goes, keeping
 // what uploads in flight reserved.
-func (s *server) dropFilesLocked(rm *room) {
+func (r *room) dropFilesLocked() {
 	var freed int64
-	for len(rm.files) > 0 {
-		freed += rm.dropOldestFileLocked(&s.files)
+	for len(r.files) > 0 {
+		freed += r.dropOldestFileLocked(r.fileTotal)
 	}
-	rm.files = nil
-	s.files.give(freed)
+	r.files = nil
+	r.fileTotal.give(freed)
 }
 
 // evictFiles drops files, oldest first from the least recently active room,

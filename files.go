@@ -276,7 +276,7 @@ func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, rm *room) (
 	f := &storedFile{id: base64.RawURLEncoding.EncodeToString(randomBytes(fileIDBytes))}
 	var reserved int64
 	fail := func(status int, code, text string) (*storedFile, *uploadRefusal) {
-		s.unreserveFile(rm, reserved)
+		rm.unreserveFile(reserved)
 		return nil, &uploadRefusal{status, code, text}
 	}
 	for r.ContentLength < 0 || f.size < r.ContentLength {
@@ -305,7 +305,7 @@ func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, rm *room) (
 		case err == nil:
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			if r.ContentLength < 0 {
-				return s.received(rm, f, reserved)
+				return rm.received(f, reserved)
 			}
 			return fail(http.StatusBadRequest, codeBadFile, "the upload broke off")
 		case errors.As(err, &tooBig):
@@ -318,17 +318,17 @@ func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, rm *room) (
 			return fail(http.StatusBadRequest, codeBadFile, "the upload broke off")
 		}
 	}
-	return s.received(rm, f, reserved)
+	return rm.received(f, reserved)
 }
 
 // received ends a complete upload: an empty one is refused, and what was
 // reserved beyond the file's size is given back.
-func (s *server) received(rm *room, f *storedFile, reserved int64) (*storedFile, *uploadRefusal) {
+func (r *room) received(f *storedFile, reserved int64) (*storedFile, *uploadRefusal) {
 	if f.size == 0 {
-		s.unreserveFile(rm, reserved)
+		r.unreserveFile(reserved)
 		return nil, badFile("the file is empty")
 	}
-	s.unreserveFile(rm, reserved-f.size)
+	r.unreserveFile(reserved - f.size)
 	return f, nil
 }
 
@@ -358,7 +358,7 @@ func (s *server) publishFile(rm *room, up fileUpload, f *storedFile) (p filePayl
 	rm.mu.Lock()
 	if up.member.kicked || !slices.Contains(rm.members, up.member) {
 		rm.mu.Unlock()
-		s.unreserveFile(rm, f.size)
+		rm.unreserveFile(f.size)
 		return p, false
 	}
 	rm.files = append(rm.files, f)

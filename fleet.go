@@ -469,7 +469,7 @@ func (s *server) evictMoved() {
 			moved = append(moved, r.members...)
 			s.history.add(-r.histBytes)
 			r.members, r.history, r.histBytes = nil, nil, 0
-			s.dropFilesLocked(r) // Files do not move with their room.
+			r.dropFilesLocked() // Files do not move with their room.
 			r.stopIdleLocked()
 			rooms++
 		}

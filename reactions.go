@@ -217,10 +217,10 @@ func (r *room) reactLocked(c *client, id uint64, emoji string, on bool, maxBytes
 	r.react.used = true
 	r.resizeReactionsLocked(id, held)
 	frame.Reactions = held.list
-	r.lastActive.Store(r.budget.activity.Add(1))
+	r.lastActive.Store(r.histTotal.activity.Add(1))
 	r.broadcastLocked(encodeFrame(typeReact, frame), false)
 	for len(r.history) > 0 && r.histBytes > maxBytes {
-		r.budget.add(-r.dropOldestLocked())
+		r.histTotal.add(-r.dropOldestLocked())
 	}
 	return nil
 }
@@ -258,7 +258,7 @@ func (r *room) resizeReactionsLocked(id uint64, held *heldReactions) {
 		delete(r.react.byID, id)
 	}
 	r.histBytes += size - held.bytes
-	r.budget.add(size - held.bytes)
+	r.histTotal.add(size - held.bytes)
 	held.bytes = size
 }
 
