@@ -62,15 +62,14 @@ func (s *server) control(c *client, env envelope) *errorPayload {
 	if err := json.Unmarshal(env.Payload, &t); err != nil || t.Active == nil {
 		return &errorPayload{Code: codeBadMessage, Text: "typing payload must be {\"active\": true or false}"}
 	}
-	s.relayTyping(c, *t.Active)
+	c.room.relayTyping(c, *t.Active)
 	return nil
 }
 
 // relayTyping tells the other members of a room of up to maxListedUsers
 // that c started or stopped typing, under the name the server gave c. In a
 // larger room it does nothing: a crowd's typing is noise.
-func (s *server) relayTyping(c *client, active bool) {
-	r := c.room
+func (r *room) relayTyping(c *client, active bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c.kicked || len(r.members) > maxListedUsers {
