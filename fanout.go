@@ -24,9 +24,10 @@ const (
 	burstScore = 3.0
 )
 
-// broadcastLocked hands the same bytes to every member of the room
-// without blocking. A member that enqueue finds too slow is cut off, and the room
-// hears it left. It reports whether any member's queue is more than half full.
+// broadcastLocked hands the same bytes to every member of the room without
+// blocking. A member that enqueue finds too slow is cut off, and the room
+// hears it left. It reports whether any member's queue is more than half
+// full.
 //
 // isCount marks a userCount frame: it replaces a count still waiting in a
 // member's queue, since only the newest matters, so a crowd arriving at once

@@ -281,9 +281,9 @@ func (r *room) crownLocked(m *client) {
 	m.enqueue(r.hostStateLocked(true, secret), false)
 }
 
-// hostStateLocked encodes the room's hostState frame for a host (or, with host
-// false, for one who just stopped being one), carrying credential when
-// that host has just been given it.
+// hostStateLocked encodes the room's hostState frame for a host (or, with
+// host false, for one who just stopped being one), carrying credential
+// when that host has just been given it.
 func (r *room) hostStateLocked(host bool, credential string) []byte {
 	h := r.host
 	p := hostStatePayload{Credential: credential, Host: host, Locked: h.locked, Knocking: h.knocking, Knocks: []knockView{}, Hosts: []string{}}
