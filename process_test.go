@@ -3,20 +3,18 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"testing"
 
 	"hallway/internal/loadgen"
 )
 
-// A few root tests need the server in a process of their own: the browser
-// test that stops it with SIGSTOP, and the benchmark that reads its memory.
-// This test binary then doubles as the server, with the race detector when
-// the tests have it. The system tests in test/ build a release binary
-// instead.
+// A few root tests need the server in a process of their own: the load
+// tool's engine behind the benchmarks that read a server's memory and CPU,
+// and the tests that run again inside a network namespace. This test binary
+// then doubles as the server, with the race detector when the tests have
+// it. The system tests in test/ build a release binary instead.
 
 // serveEnv, set to 1, makes the test binary run as the server.
 const serveEnv = "HALLWAY_TEST_SERVE"
@@ -51,28 +49,4 @@ func testBinary() string {
 		return os.Args[0]
 	}
 	return self
-}
-
-// startNode runs this test binary as a server on a free loopback port and
-// returns the process and its base URL once /healthz answers.
-func startNode(t *testing.T, environ ...string) (*loadgen.Process, string) {
-	t.Helper()
-	port, err := loadgen.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(testBinary())
-	cmd.Env = append(append(os.Environ(), serveEnv+"=1", "PORT="+port, "HOST=127.0.0.1"), environ...)
-	p, err := loadgen.StartProcess(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	base := "http://127.0.0.1:" + port
-	if err := loadgen.WaitHealthy(ctx, base, p); err != nil {
-		t.Fatalf("server did not start: %v; it printed:\n%s", err, p.Out.String())
-	}
-	return p, base
 }

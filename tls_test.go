@@ -7,10 +7,9 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"hallway/internal/loadgen"
+	"hallway/internal/testca"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,10 +18,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/acme"
 )
+
+// certDomain is the name the operator's test certificates are for.
+const certDomain = "chat.localhost"
 
 func TestTLSConfigErrorsNameTheVariable(t *testing.T) {
 	t.Parallel()
@@ -125,39 +126,17 @@ func TestPlainDoorRedirectsAndAnswersHealth(t *testing.T) {
 	}
 }
 
-// ownCertFiles is a certificate and key the operator gave, and the CA that
-// signed them.
-type ownCertFiles struct {
-	ca              *testCA
-	cert, key, dir  string
-	certEnv, keyEnv string
-}
-
-// newOwnCertFiles writes a certificate with serial 1 for acmeDomain.
-func newOwnCertFiles(t *testing.T) *ownCertFiles {
-	t.Helper()
-	dir := t.TempDir()
-	f := &ownCertFiles{ca: newTestCA(t, "own test CA"), dir: dir, cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem")}
-	f.ca.issue(t, 1, f.cert, f.key, acmeDomain)
-	f.certEnv, f.keyEnv = "TLS_CERT_FILE="+f.cert, "TLS_KEY_FILE="+f.key
-	return f
-}
-
-// pool trusts the files' CA.
-func (f *ownCertFiles) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(f.ca.cert)
-	return p
-}
-
 func TestOwnCertificateFilesReloadWhenReplaced(t *testing.T) {
 	t.Parallel()
-	f := newOwnCertFiles(t)
+	dir := t.TempDir()
+	ca := testca.New(t, "own test CA")
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Issue(t, 1, cert, key, certDomain)
 	var logs syncBuffer
-	files := &certFiles{certPath: f.cert, keyPath: f.key, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	files := &certFiles{certPath: cert, keyPath: key, log: slog.New(slog.NewTextHandler(&logs, nil))}
 	files.reload(true)
 	serial := func() string {
-		c, err := files.getCertificate(&tls.ClientHelloInfo{ServerName: acmeDomain})
+		c, err := files.getCertificate(&tls.ClientHelloInfo{ServerName: certDomain})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,11 +145,11 @@ func TestOwnCertificateFilesReloadWhenReplaced(t *testing.T) {
 	if s := serial(); s != "1" {
 		t.Fatalf("serial %s, want 1", s)
 	}
-	f.ca.issue(t, 2, f.cert, f.key, acmeDomain)
+	ca.Issue(t, 2, cert, key, certDomain)
 	waitFor(t, "the replaced files to be served", func() bool { return serial() == "2" })
 
 	// A half-written replacement keeps the certificate already loaded.
-	writeFile(t, f.cert, []byte("not a certificate"))
+	testca.WriteFile(t, cert, []byte("not a certificate"))
 	waitFor(t, "the unreadable files to be logged", func() bool {
 		serial()
 		return strings.Contains(logs.String(), "tls certificate files unreadable")
@@ -178,62 +157,4 @@ func TestOwnCertificateFilesReloadWhenReplaced(t *testing.T) {
 	if s := serial(); s != "2" {
 		t.Fatalf("serial %s after a bad replacement, want the loaded 2", s)
 	}
-}
-
-func TestOwnCertificateServedAndReloadedOnHangup(t *testing.T) {
-	t.Parallel()
-	f := newOwnCertFiles(t)
-	tlsPort, err1 := loadgen.FreePort()
-	httpPort, err2 := loadgen.FreePort()
-	if err := errors.Join(err1, err2); err != nil {
-		t.Fatal(err)
-	}
-	h := startTLSHallway(t, tlsPort, httpPort, f.certEnv, f.keyEnv)
-	waitProcess(t, "the certificate loaded", func() bool { return strings.Contains(h.p.Out.String(), "tls certificate loaded") }, h.p)
-	if s, err := h.serial(acmeDomain, f.pool()); err != nil || s != "1" {
-		t.Fatalf("serial %s, %v; want 1", s, err)
-	}
-	// A replacement that keeps the old files' sizes and times is only seen
-	// on SIGHUP.
-	old := map[string]os.FileInfo{}
-	for _, p := range []string{f.cert, f.key} {
-		st, _ := os.Stat(p)
-		old[p] = st
-	}
-	f.ca.issue(t, 3, f.cert, f.key, acmeDomain)
-	for p, st := range old {
-		if now, _ := os.Stat(p); now.Size() != st.Size() {
-			t.Skipf("the new %s differs in size; the SIGHUP would not be needed", filepath.Base(p))
-		}
-		os.Chtimes(p, st.ModTime(), st.ModTime())
-	}
-	time.Sleep(2 * certFileCheck) // Past the next look at the files, which sees no change.
-	if s, _ := h.serial(acmeDomain, f.pool()); s != "1" {
-		t.Fatalf("serial %s before SIGHUP, want 1", s)
-	}
-	h.p.Cmd.Process.Signal(syscall.SIGHUP)
-	waitProcess(t, "the reloaded certificate", func() bool {
-		s, _ := h.serial(acmeDomain, f.pool())
-		return s == "3"
-	}, h.p)
-}
-
-func TestUnreadableCertificateFilesKeepHealthCheck(t *testing.T) {
-	t.Parallel()
-	tlsPort, err1 := loadgen.FreePort()
-	httpPort, err2 := loadgen.FreePort()
-	if err := errors.Join(err1, err2); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	h := startTLSHallway(t, tlsPort, httpPort, "TLS_CERT_FILE="+filepath.Join(dir, "missing.pem"), "TLS_KEY_FILE="+filepath.Join(dir, "missing.key"))
-	waitProcess(t, "the unreadable files logged", func() bool { return strings.Contains(h.p.Out.String(), "tls certificate files unreadable") }, h.p)
-	if _, err := h.serial(acmeDomain, nil); err == nil {
-		t.Fatal("a handshake succeeded without a certificate")
-	}
-	resp, err := http.Get("http://127.0.0.1:" + httpPort + "/healthz")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/healthz: %v %v", resp, err)
-	}
-	resp.Body.Close()
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package test
 
 import (
 	"sync"
@@ -13,7 +13,7 @@ import (
 // nothing: only the page's own heartbeat can tell.
 
 func TestBrowserStoppedServerIsNoticed(t *testing.T) {
-	p, base := startNode(t)
+	p, base := startServer(t, hallwayBin)
 	b := startBrowser(t)
 	alice := newBrowserUser(t, b, "alice")
 	code := alice.createRoomFromStart(base, "Alice", "create-room")

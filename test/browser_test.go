@@ -1,24 +1,19 @@
-//go:build !wasip1
+//go:build linux
 
 // The browser tests need a native Chromium; chromedp does not build for wasip1.
 
-package main
+package test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
+	"hallway/internal/loadgen"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,8 +27,9 @@ import (
 )
 
 // These tests drive the embedded web UI in a real headless Chromium against
-// the real server on httptest. They skip when no Chromium is installed,
-// unless E2E=1 demands them. Screenshots go to $E2E_ARTIFACTS.
+// the built server, started as an operator starts it. They skip when no
+// Chromium is installed, unless E2E=1 demands them. Screenshots go to
+// $E2E_ARTIFACTS.
 
 // e2eTimeout bounds each wait in a browser test, so that a bug fails the test
 // instead of hanging it. It is never an assertion about speed.
@@ -42,102 +38,105 @@ const e2eTimeout = 20 * time.Second
 // e2eBrowserStartTimeout bounds the start of Chromium itself.
 const e2eBrowserStartTimeout = 60 * time.Second
 
-// e2eServer is the real handler behind a listener that stays up while the
-// server behind it is replaced (a restart) or its connections are cut (a
-// network drop).
+// e2eServer is the built server behind a loopback proxy of the test's own,
+// whose address stays while the server process behind it is replaced (a
+// restart) or its connections are cut (a network drop). The proxy records
+// every byte the browsers send, which is every request as the server got it.
 type e2eServer struct {
-	*httptest.Server
+	URL      string
 	t        *testing.T
-	cfg      config
-	logger   *slog.Logger
-	live     atomic.Pointer[e2eBackend]
-	listener *e2eListener
-	logs     *syncBuffer // everything the server logged, at debug level
-	requests *syncBuffer // every request's method, URL, headers and body, as the server got them
+	env      []string
+	port     string // the server process's own port, behind the proxy
+	proxy    *wireProxy
+	logs     *serverLogs // everything the server processes printed
+	requests *wireLog    // every byte sent to the server
+	mu       sync.Mutex
+	proc     *loadgen.Process // the server process now running
 }
 
-// e2eBackend is one server "process" and its handler.
-type e2eBackend struct {
-	srv     *server
-	handler http.Handler
-}
-
-// e2eListener remembers every accepted connection so a test can cut them all.
-type e2eListener struct {
-	net.Listener
+// serverLogs is what every server process of one test printed, in order.
+type serverLogs struct {
 	mu    sync.Mutex
-	conns []net.Conn
+	procs []*loadgen.Process
 }
 
-func (l *e2eListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
-	}
-	return c, err
-}
-
-// closeAll cuts every connection accepted so far, as a network failure would.
-func (l *e2eListener) closeAll() {
+func (l *serverLogs) add(p *loadgen.Process) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, c := range l.conns {
-		c.Close()
-	}
-	l.conns = nil
+	l.procs = append(l.procs, p)
 }
 
-// startE2EServer starts the server configured by environ on a loopback
-// listener and stops it when the test ends.
+func (l *serverLogs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, p := range l.procs {
+		b.WriteString(p.Out.String())
+	}
+	return b.String()
+}
+
+// startE2EServer starts the server configured by environ behind a proxy on
+// loopback and stops both when the test ends.
 func startE2EServer(t *testing.T, environ map[string]string) *e2eServer {
 	t.Helper()
-	es := &e2eServer{t: t, cfg: testConfig(t, environ), logs: &syncBuffer{}, requests: &syncBuffer{}}
-	es.logger = slog.New(slog.NewTextHandler(es.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	es.live.Store(es.newBackend())
-	es.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
-		r.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body} // Only the start is recorded; the handler gets it all.
-		fmt.Fprintf(es.requests, "%s %s %v %s\n", r.Method, r.URL, r.Header, body)
-		es.live.Load().handler.ServeHTTP(w, r)
-	}))
-	es.listener = &e2eListener{Listener: es.Listener}
-	es.Listener = es.listener
-	es.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
-		defer cancel()
-		es.live.Load().srv.shutdown(ctx)
-		es.Close()
-	})
+	port, err := loadgen.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := &e2eServer{t: t, port: port, logs: &serverLogs{}, requests: &wireLog{}}
+	for k, v := range environ {
+		es.env = append(es.env, k+"="+v)
+	}
+	es.startProcess()
+	es.proxy = startWireProxy(t, "127.0.0.1:"+port, es.requests)
+	es.URL = "http://" + es.proxy.addr()
 	return es
 }
 
-func (es *e2eServer) newBackend() *e2eBackend {
-	srv := newServer(es.cfg, es.logger)
-	return &e2eBackend{srv: srv, handler: srv.handler()}
+// startProcess starts a server process on es's port and waits until it is
+// healthy.
+func (es *e2eServer) startProcess() {
+	es.t.Helper()
+	p, _ := startServerOn(es.t, hallwayBin, es.port, es.env...)
+	es.logs.add(p)
+	es.mu.Lock()
+	es.proc = p
+	es.mu.Unlock()
 }
 
-// restart replaces the server with a fresh one, as a deploy does: the old one
-// closes every WebSocket with 1001 and its rooms are gone; the address stays.
+// restart replaces the server with a fresh process, as a deploy does: the
+// old one closes every WebSocket with 1001 on SIGTERM and its rooms are gone;
+// the address stays.
 func (es *e2eServer) restart() {
 	es.t.Helper()
-	old := es.live.Swap(es.newBackend())
-	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
-	defer cancel()
-	if err := old.srv.shutdown(ctx); err != nil {
-		es.t.Fatalf("shutdown: %v", err)
+	es.mu.Lock()
+	old := es.proc
+	es.mu.Unlock()
+	if err := old.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		es.t.Fatalf("stop the server: %v", err)
 	}
+	select {
+	case <-old.Exited:
+	case <-time.After(e2eTimeout):
+		es.t.Fatalf("the server did not stop on SIGTERM; it printed:\n%s", old.Out.String())
+	}
+	es.startProcess()
+}
+
+// stop ends the server and its address: the site is gone.
+func (es *e2eServer) stop() {
+	es.proxy.ln.Close()
+	es.proxy.closeAll()
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	es.proc.Stop()
 }
 
 // dropConnections cuts every TCP connection without a close frame, as a
 // network failure does; the server and its rooms stay.
 func (es *e2eServer) dropConnections() {
-	es.listener.closeAll()
+	es.proxy.closeAll()
 }
 
 // browserExecPath finds Chromium or Chrome on PATH. It skips the test when

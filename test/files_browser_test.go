@@ -1,8 +1,8 @@
-//go:build !wasip1
+//go:build linux
 
 // The browser tests need a native Chromium; chromedp does not build for wasip1.
 
-package main
+package test
 
 import (
 	"bytes"
@@ -186,7 +186,7 @@ func TestBrowserFilesShareByButtonDropAndPaste(t *testing.T) {
 	alice.waitImage("Alice", "beach.png", 300, 200)
 
 	// A drop: a PDF becomes a card, and its download is the same file.
-	pdf := append([]byte("%PDF-1.4\n"), randomFile(200<<10)...)
+	pdf := append([]byte("%PDF-1.4\n"), randomBytes(200<<10)...)
 	bob.dropFile(pdf, "minutes.pdf", "application/pdf")
 	alice.waitCard("Bob", "minutes.pdf", "PDF")
 	dir := alice.allowDownloads()
@@ -233,7 +233,7 @@ func TestBrowserLargeFileShowsProgress(t *testing.T) {
 		true`
 	browserEval[bool](alice, watch)
 	browserEval[bool](bob, watch)
-	data := randomFile(6 << 20)
+	data := randomBytes(6 << 20)
 	alice.attachByButton(writeTemp(t, "backup.zip", data))
 	bob.waitCard("Alice", "backup.zip", "ZIP")
 	if !browserEval[bool](alice, `window.__progress.has('upload')`) {
@@ -262,17 +262,9 @@ func TestBrowserEncryptedFileKeepsItsBytesAndNameFromTheServer(t *testing.T) {
 		t.Fatalf("Bob downloaded %d bytes, not the %d sent", len(got), len(data))
 	}
 	key := alice.roomKey()
-	es.live.Load().srv.mu.Lock()
-	var rooms []string
-	for r := range es.live.Load().srv.rooms {
-		rooms = append(rooms, r)
-	}
-	es.live.Load().srv.mu.Unlock()
-	var stored [][]byte
-	for _, r := range rooms {
-		stored = append(stored, es.live.Load().srv.storedFileBytes(r)...)
-		stored = append(stored, []byte(strings.Join(es.live.Load().srv.roomHistory(r), "\n")))
-	}
+	code := browserEval[string](alice, `document.getElementById('room-code').textContent`)
+	_, stored := roomFiles(t, es, code)
+	stored = append(stored, []byte(strings.Join(roomHistory(t, es, code), "\n")))
 	if len(stored) < 2 {
 		t.Fatalf("the server holds no file")
 	}
@@ -314,7 +306,11 @@ func TestBrowserUploadedPagesNeverRun(t *testing.T) {
 	if len(ids) != 2 {
 		t.Fatalf("alice shows %d files, want 2", len(ids))
 	}
-	for _, id := range es.live.Load().srv.storedFileIDs(code) {
+	held, _ := roomFiles(t, es, code)
+	if len(held) != 2 {
+		t.Fatalf("the server holds %d files, want 2", len(held))
+	}
+	for _, id := range held {
 		// A link to the file itself is saved, not shown: the page stays.
 		browserEval[bool](bob, fmt.Sprintf(`(() => { location.href = %q; return true })()`, "/r/"+code+"/files/"+id))
 		bob.waitFor("the download of the file opened by its link", `(n) => document.getElementById('room') && !document.getElementById('room').hidden`, 0)
@@ -323,23 +319,6 @@ func TestBrowserUploadedPagesNeverRun(t *testing.T) {
 	if regexp.MustCompile(`(?m)^\S+ /ran-`).MatchString(es.requests.String()) {
 		t.Errorf("an uploaded file ran script:\n%s", es.requests)
 	}
-}
-
-// storedFileIDs is a test hook: the ids of room's files, oldest first.
-func (s *server) storedFileIDs(room string) []string {
-	s.mu.Lock()
-	r := s.rooms[room]
-	s.mu.Unlock()
-	if r == nil {
-		return nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var ids []string
-	for _, f := range r.files {
-		ids = append(ids, f.id)
-	}
-	return ids
 }
 
 // sealFileAsAnyone seals data in format f1 (docs/files.md) apart from the
@@ -378,18 +357,15 @@ func TestBrowserEncryptedFileFormatAndDamage(t *testing.T) {
 	alice, bob := sealedPair(t, es)
 	code := browserEval[string](alice, `document.getElementById('room-code').textContent`)
 	secret := alice.roomKey()
-	eve, w := joinThrough(t, es.URL, code, "Eve")
-	via := &testServer{Server: es.Server}
+	eve := dialRoom(t, es, code, "Eve")
 	share := func(name string, data, sealed []byte) {
 		t.Helper()
 		meta, _ := json.Marshal(map[string]any{"f": name, "t": "application/octet-stream", "s": base64.RawURLEncoding.EncodeToString(sealed[:16])})
-		status, _, e := via.upload(t, fileUploadReq{room: code, token: w.Files.Token, typ: "application/octet-stream",
-			meta: sealAsAnyone(t, secret, code, "Eve", string(meta)), body: sealed})
-		if status != http.StatusCreated {
-			t.Fatalf("Eve's upload: %d %+v", status, e)
+		if status, _ := eve.upload(es.URL, code, "application/octet-stream", sealAsAnyone(t, secret, code, "Eve", string(meta)), sealed); status != http.StatusCreated {
+			t.Fatalf("Eve's upload: %d", status)
 		}
 	}
-	data := randomFile(150 << 10) // three records
+	data := randomBytes(150 << 10) // three records
 	share("report.bin", data, sealFileAsAnyone(t, secret, code, data))
 	bob.waitCard("Eve", "report.bin", "BIN")
 	dir := bob.allowDownloads()

@@ -1,6 +1,6 @@
-//go:build !wasip1
+//go:build linux
 
-package main
+package test
 
 import (
 	"os"

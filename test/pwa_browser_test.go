@@ -1,6 +1,6 @@
-//go:build !wasip1
+//go:build linux
 
-package main
+package test
 
 import (
 	"context"
@@ -112,12 +112,13 @@ func TestBrowserInstallableAppStartsOffline(t *testing.T) {
 	maya.reload()
 	maya.waitMessage("Maya", "kept only in memory")
 	names, paths := maya.shellCopy()
-	build := string(regexp.MustCompile(`hallwayBuild = "([0-9a-f]{16})"`).FindSubmatch(workerBuild())[1])
+	served := get(t, es.URL+"/sw-build.js")
+	build := string(regexp.MustCompile(`hallwayBuild = "([0-9a-f]{16})"`).FindSubmatch(served)[1])
 	if len(names) != 1 || names[0] != "hallway-shell-"+build {
 		t.Errorf("caches %q, want one named for build %s", names, build)
 	}
 	var shell []string
-	if err := json.Unmarshal(regexp.MustCompile(`hallwayShell = (\[.*\]);`).FindSubmatch(workerBuild())[1], &shell); err != nil {
+	if err := json.Unmarshal(regexp.MustCompile(`hallwayShell = (\[.*\]);`).FindSubmatch(served)[1], &shell); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(shell)
@@ -132,7 +133,7 @@ func TestBrowserInstallableAppStartsOffline(t *testing.T) {
 
 	// The server and the network are gone; the installed app opens anyway
 	// and says it is offline, in the room and on the start screen.
-	es.Close()
+	es.stop()
 	maya.setOffline(true)
 	maya.open(es.URL + "/r/" + code)
 	maya.waitFor("the room to say it is offline", `() => !document.getElementById('room').hidden &&

@@ -1,28 +1,24 @@
 //go:build linux && tls
 
-package main
+package test
 
 // Tests of automatic HTTPS against Pebble, a real ACME server, which
-// validates every challenge by connecting to this tree's server on loopback.
+// validates every challenge by connecting to the server built with the tls
+// tag on loopback.
 // A tiny DNS server answers 127.0.0.1 for every name Pebble asks about.
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"hallway/internal/loadgen"
+	"hallway/internal/testca"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -42,6 +38,9 @@ const acmeDomain = "chat.localhost"
 
 // blockedDomain is a name Pebble refuses to issue for.
 const blockedDomain = "blocked.localhost"
+
+// These tests need the server built with the tls tag.
+func init() { tlsTests = true }
 
 // acmeTimeout bounds getting a certificate from Pebble.
 const acmeTimeout = 60 * time.Second
@@ -79,69 +78,6 @@ func goEnv(name string) string {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
-}
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-// newTestCA makes a CA named name.
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue writes a leaf certificate for names, with serial, and its key to
-// certPath and keyPath.
-func (ca *testCA) issue(t *testing.T, serial int64, certPath, keyPath string, names ...string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: names[0]},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	writeFile(t, certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	writeFile(t, keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
-}
-
-// writeFile writes data to path by renaming a new file over it, as a
-// certificate tool would.
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // startLoopbackDNS answers every A query over TCP with 127.0.0.1 and every
@@ -216,10 +152,10 @@ func startPebble(t *testing.T, httpPort, tlsPort string) *pebble {
 	t.Helper()
 	bin := pebbleTool(t)
 	dir := t.TempDir()
-	ca := newTestCA(t, "pebble listener test CA")
-	ca.issue(t, 2, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), "127.0.0.1", "localhost")
+	ca := testca.New(t, "pebble listener test CA")
+	ca.Issue(t, 2, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), "127.0.0.1", "localhost")
 	caFile := filepath.Join(dir, "ca.pem")
-	writeFile(t, caFile, ca.pem)
+	testca.WriteFile(t, caFile, ca.PEM)
 	ports := make([]string, 2)
 	for i := range ports {
 		p, err := loadgen.FreePort()
@@ -237,7 +173,7 @@ func startPebble(t *testing.T, httpPort, tlsPort string) *pebble {
 		"profiles": map[string]any{"default": map[string]any{"description": "default", "validityPeriod": 7776000}},
 	}}
 	b, _ := json.Marshal(cfg)
-	writeFile(t, filepath.Join(dir, "pebble.json"), b)
+	testca.WriteFile(t, filepath.Join(dir, "pebble.json"), b)
 	cmd := exec.Command(bin, "-config", filepath.Join(dir, "pebble.json"), "-dnsserver", startLoopbackDNS(t))
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
 	p, err := loadgen.StartProcess(cmd)
@@ -245,7 +181,7 @@ func startPebble(t *testing.T, httpPort, tlsPort string) *pebble {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Stop)
-	pb := &pebble{p: p, directory: "https://127.0.0.1:" + ports[0] + "/dir", mgmt: "https://127.0.0.1:" + ports[1], tlsCA: ca.pem}
+	pb := &pebble{p: p, directory: "https://127.0.0.1:" + ports[0] + "/dir", mgmt: "https://127.0.0.1:" + ports[1], tlsCA: ca.PEM}
 	waitProcess(t, "Pebble to answer", func() bool {
 		_, err := pb.get(pb.directory)
 		return err == nil
@@ -311,7 +247,7 @@ func waitProcess(t *testing.T, what string, cond func() bool, p *loadgen.Process
 	}
 }
 
-// tlsHallway is this tree's server in a process of its own, serving https.
+// tlsHallway is the server built with the tls tag, serving https.
 type tlsHallway struct {
 	p                 *loadgen.Process
 	tlsPort, httpPort string
@@ -321,8 +257,8 @@ type tlsHallway struct {
 // waits for its plain-HTTP /healthz.
 func startTLSHallway(t *testing.T, tlsPort, httpPort string, environ ...string) *tlsHallway {
 	t.Helper()
-	cmd := exec.Command(testBinary())
-	cmd.Env = append(os.Environ(), serveEnv+"=1", "HOST=127.0.0.1", "TLS_PORT="+tlsPort, "TLS_HTTP_PORT="+httpPort)
+	cmd := exec.Command(hallwayTLSBin)
+	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "TLS_PORT="+tlsPort, "TLS_HTTP_PORT="+httpPort)
 	cmd.Env = append(cmd.Env, environ...)
 	p, err := loadgen.StartProcess(cmd)
 	if err != nil {
@@ -387,7 +323,7 @@ func setupACME(t *testing.T, others ...string) *acmeSetup {
 	}
 	pb := startPebble(t, httpPort, tlsPort)
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "pebble-ca.pem"), pb.tlsCA)
+	testca.WriteFile(t, filepath.Join(dir, "pebble-ca.pem"), pb.tlsCA)
 	s := &acmeSetup{pebble: pb, cacheDir: filepath.Join(dir, "certs")}
 	s.environ = []string{"TLS_DOMAINS=" + strings.Join(append([]string{acmeDomain}, others...), ","), "ACME_DIRECTORY=" + pb.directory, "TLS_EMAIL=ops@example.com",
 		"TLS_CACHE_DIR=" + s.cacheDir, "SSL_CERT_FILE=" + filepath.Join(dir, "pebble-ca.pem")}
@@ -416,19 +352,8 @@ func TestACMECertificateServesPageAndChat(t *testing.T) {
 
 	// Two people chat over wss://, the WebSockets on HTTP/1.1.
 	ws := "wss://" + acmeDomain + ":" + h.tlsPort + "/ws/tlsroom?username="
-	dial := func(name string) *testClient {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		conn, resp, err := websocket.Dial(ctx, ws+name, &websocket.DialOptions{HTTPClient: h.httpsClient(s.roots, false)})
-		if err != nil {
-			t.Fatalf("dial %s: %v (%v)", ws+name, err, resp)
-		}
-		t.Cleanup(func() { conn.CloseNow() })
-		return &testClient{t: t, conn: conn}
-	}
-	alice, bob := dial("alice"), dial("bob")
-	alice.welcome()
-	bob.welcome()
+	opts := &websocket.DialOptions{HTTPClient: h.httpsClient(s.roots, false)}
+	alice, bob := joinBare(t, ws+"alice", opts), joinBare(t, ws+"bob", opts)
 	alice.say("over tls", "")
 	if m := bob.nextMessage(); m.Message != "over tls" || m.Username != "alice" {
 		t.Fatalf("bob got %+v", m)

@@ -1,6 +1,6 @@
-//go:build !wasip1
+//go:build linux
 
-package main
+package test
 
 import (
 	"context"
@@ -247,7 +247,7 @@ func (p *freezeProxy) relay(c net.Conn, id int) {
 
 func TestBrowserFrozenServerIsNoticed(t *testing.T) {
 	es := startE2EServer(t, nil)
-	proxy := startFreezeProxy(t, es.Listener.Addr().String())
+	proxy := startFreezeProxy(t, es.proxy.addr())
 	b := startBrowser(t)
 	alice := newBrowserUser(t, b, "alice")
 	code := alice.createRoomFromStart(proxy.URL(), "Alice", "create-room")
@@ -288,7 +288,7 @@ func TestBrowserFrozenServerIsNoticed(t *testing.T) {
 // secret gets it back in, under its own name, instead of "room full".
 func TestBrowserPrivateRoomSurvivesADeadNetwork(t *testing.T) {
 	es := startE2EServer(t, map[string]string{"PING_INTERVAL": "5m"})
-	proxy := startFreezeProxy(t, es.Listener.Addr().String())
+	proxy := startFreezeProxy(t, es.proxy.addr())
 	b := startBrowser(t)
 	alice := newBrowserUser(t, b, "alice")
 	code := alice.createRoomFromStart(proxy.URL(), "Alice", "create-private")

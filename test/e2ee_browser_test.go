@@ -1,9 +1,8 @@
-//go:build !wasip1
+//go:build linux
 
-package main
+package test
 
 import (
-	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-	"github.com/coder/websocket"
 )
 
 // End-to-end encrypted rooms in a real browser: what two people see, and
@@ -91,24 +89,6 @@ func (u *browserUser) checkSentNoChat(w *wireTap) {
 	if received == 0 {
 		u.t.Fatalf("%s: no frame recorded at all: the tap saw nothing", u.name)
 	}
-}
-
-// roomHistory is a test hook into the server's memory of a room: the
-// frames it would replay to a newcomer.
-func (s *server) roomHistory(name string) []string {
-	s.mu.Lock()
-	r := s.rooms[name]
-	s.mu.Unlock()
-	if r == nil {
-		return nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, f := range r.orderedHistoryLocked() {
-		out = append(out, string(f))
-	}
-	return out
 }
 
 // canary returns a random marker that cannot appear anywhere by chance.
@@ -253,7 +233,7 @@ func TestBrowserEncryptedRoomKeepsTextAndKeyFromTheServer(t *testing.T) {
 	if sealed < 6 { // each message sent once and received twice
 		t.Errorf("the recorded frames hold %d sealed messages, want at least 6: the tap is not working", sealed)
 	}
-	history := es.live.Load().srv.roomHistory(code)
+	history := roomHistory(t, es, code)
 	if len(history) != 2 || !strings.Contains(history[0], `"message":"e1.`) {
 		t.Fatalf("the server remembers %q, want two sealed messages", history)
 	}
@@ -354,7 +334,7 @@ func TestBrowserEncryptedRoomWithoutItsKey(t *testing.T) {
 		u.do("try to write", forceSend("leak?"))
 		u.checkSentNoChat(wire)
 	}
-	if h := es.live.Load().srv.roomHistory(code); len(h) != 1 {
+	if h := roomHistory(t, es, code); len(h) != 1 {
 		t.Fatalf("the room holds %d messages, want only Alice's: %q", len(h), h)
 	}
 	if strings.Contains(es.requests.String(), key) {
@@ -393,7 +373,7 @@ func TestBrowserEncryptedRoomInAnInsecureContext(t *testing.T) {
 	lan.waitLockedMessage("Alice", "Encrypted message: this page cannot decrypt anything (not a secure context).")
 	lan.do("try to write", forceSend("leak?"))
 	lan.checkSentNoChat(lanWire)
-	if h := es.live.Load().srv.roomHistory(code); len(h) != 1 {
+	if h := roomHistory(t, es, code); len(h) != 1 {
 		t.Fatalf("the room holds %d messages, want only Alice's: %q", len(h), h)
 	}
 }
@@ -423,21 +403,6 @@ func sealAsAnyoneAt(t *testing.T, secret, room, name, text string, when time.Tim
 	})
 	iv := randomBytes(gcm.NonceSize())
 	return sealedPrefix + base64.RawURLEncoding.EncodeToString(gcm.Seal(iv, iv, inner, nil))
-}
-
-// dialRoom joins room on es as a bare WebSocket client.
-func dialRoom(t *testing.T, es *e2eServer, room, name string) *testClient {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(es.URL, "http")+"/ws/"+room+"?username="+name, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", room, err)
-	}
-	t.Cleanup(func() { conn.CloseNow() })
-	c := &testClient{t: t, conn: conn}
-	c.welcome()
-	return c
 }
 
 func TestBrowserEncryptedRoomFlagsWhatItCannotVouchFor(t *testing.T) {
@@ -520,7 +485,7 @@ func TestBrowserEncryptedRoomSurvivesARestartAndCountsUnread(t *testing.T) {
 	alice.say("still sealed?")
 	bob.waitMessage("Alice", "still sealed?")
 	bob.waitFor("the unread count in the title", `() => document.title === '(2) Hallway'`)
-	for _, f := range es.live.Load().srv.roomHistory(browserEval[string](alice, `document.getElementById('room-code').textContent`)) {
+	for _, f := range roomHistory(t, es, browserEval[string](alice, `document.getElementById('room-code').textContent`)) {
 		if !strings.Contains(f, `"message":"e1.`) || strings.Contains(f, "sealed?") {
 			t.Errorf("after the restart the server holds %s, want sealed messages only", f)
 		}

@@ -1,6 +1,6 @@
 //go:build linux && tls
 
-package main
+package test
 
 // Chromium over https with a certificate from Pebble: a secure context, in
 // which an end-to-end encrypted room works.
