@@ -8,12 +8,15 @@ package test
 // server's memory alone.
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"hallway/internal/loadgen"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -231,8 +234,19 @@ type attacker struct {
 	refusals map[string]int // HTTP refusals by status and code, close codes by code
 	conns    []*websocket.Conn
 	silent   []*websocket.Conn // connections that never read
+	// silentPorts are the silent connections' own ports, to find the
+	// server's end of each in the kernel's table.
+	silentPorts map[*websocket.Conn]int
+	// readers are the connections drain reads, with what it saw of each.
+	readers map[*websocket.Conn]*reading
 	// readersClosed counts the connections that read and saw theirs end.
 	readersClosed int
+}
+
+// reading is what drain saw of one connection: a pong, and its end.
+type reading struct {
+	pong chan struct{} // a pong arrived; holds one
+	done chan struct{} // closed when the connection ended
 }
 
 // count records one answer, such as "429 rate_limited" or "close 1008".
@@ -252,8 +266,15 @@ func (a *attacker) dial(ctx context.Context, ip, room, name string, silent bool)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(a.base, "http") + "/ws/" + room + "?username=" + name
 	opts := &websocket.DialOptions{HTTPHeader: http.Header{"X-Test-IP": {ip}}}
+	var local net.Addr // a silent connection's own address
 	if silent {
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: smallReceiveBuffer.DialContext}}
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := smallReceiveBuffer.DialContext(ctx, network, addr)
+			if err == nil {
+				local = c.LocalAddr()
+			}
+			return c, err
+		}}}
 	} else {
 		opts.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	}
@@ -278,6 +299,10 @@ func (a *attacker) dial(ctx context.Context, ip, room, name string, silent bool)
 	a.conns = append(a.conns, conn)
 	if silent {
 		a.silent = append(a.silent, conn)
+		if a.silentPorts == nil {
+			a.silentPorts = map[*websocket.Conn]int{}
+		}
+		a.silentPorts[conn] = local.(*net.TCPAddr).Port
 	}
 	a.mu.Unlock()
 	a.t.Cleanup(func() { conn.CloseNow() })
@@ -293,20 +318,74 @@ var smallReceiveBuffer = &net.Dialer{Control: func(network, address string, c sy
 	return errors.Join(err, serr)
 }}
 
-// drain reads conn until it ends and counts how it ended.
-func (a *attacker) drain(conn *websocket.Conn) {
+// startDrain reads conn until it ends, in a goroutine of its own, and counts
+// how it ended.
+func (a *attacker) startDrain(conn *websocket.Conn) {
+	r := &reading{pong: make(chan struct{}, 1), done: make(chan struct{})}
+	a.mu.Lock()
+	if a.readers == nil {
+		a.readers = map[*websocket.Conn]*reading{}
+	}
+	a.readers[conn] = r
+	a.mu.Unlock()
+	go a.drain(conn, r)
+}
+
+// drain reads conn until it ends, noting pongs, and counts how it ended.
+func (a *attacker) drain(conn *websocket.Conn, r *reading) {
+	defer close(r.done)
 	for {
-		if _, _, err := conn.Read(context.Background()); err != nil {
-			a.mu.Lock()
-			a.readersClosed++
-			a.mu.Unlock()
-			if code := websocket.CloseStatus(err); code != -1 {
-				a.count("close " + strconv.Itoa(int(code)))
-				if code != websocket.StatusNormalClosure && code != websocket.StatusGoingAway {
-					a.t.Logf("a reading connection was closed: %v", err)
+		_, data, err := conn.Read(context.Background())
+		if err == nil {
+			if bytes.HasPrefix(data, []byte(`{"type":"`+typePong+`"`)) {
+				select {
+				case r.pong <- struct{}{}:
+				default:
 				}
 			}
-			return
+			continue
+		}
+		a.mu.Lock()
+		a.readersClosed++
+		a.mu.Unlock()
+		if code := websocket.CloseStatus(err); code != -1 {
+			a.count("close " + strconv.Itoa(int(code)))
+			if code != websocket.StatusNormalClosure && code != websocket.StatusGoingAway {
+				a.t.Logf("a reading connection was closed: %v", err)
+			}
+		}
+		return
+	}
+}
+
+// readersSettled makes readersClosed count every reading connection the
+// server has closed so far. Each one still open is sent a ping, and its
+// pong or its end is awaited: the server answers only on a connection it
+// still holds, so a close it made before the ping reaches drain first.
+func (a *attacker) readersSettled(ctx context.Context) {
+	a.mu.Lock()
+	readers := maps.Clone(a.readers)
+	a.mu.Unlock()
+	ping, _ := json.Marshal(outEnvelope{Type: typePing, Payload: struct{}{}})
+	for conn, r := range readers {
+		select {
+		case <-r.pong: // An old answer; this round needs a new one.
+		default:
+		}
+		select {
+		case <-r.done:
+		default:
+			wctx, cancel := context.WithTimeout(ctx, attackDialTimeout)
+			conn.Write(wctx, websocket.MessageText, ping) // Failing, the connection ends: drain sees it.
+			cancel()
+		}
+	}
+	for _, r := range readers {
+		select {
+		case <-r.pong:
+		case <-r.done:
+		case <-ctx.Done():
+			a.t.Fatal("a reading connection neither answered a ping nor ended")
 		}
 	}
 }
@@ -320,7 +399,10 @@ func (a *attacker) floodUntilSilentCut(ctx context.Context, writers []*websocket
 	for end := time.Now().Add(limit); time.Now().Before(end); {
 		// The server counts every connection it still holds: those that
 		// read and have not seen a close, and the silent ones it has not
-		// cut yet.
+		// cut yet. Counted before the server's closes of reading
+		// connections had all reached drain, a silent connection still held
+		// could pass for one of them.
+		a.readersSettled(ctx)
 		a.mu.Lock()
 		want := len(a.conns) - len(a.silent) - a.readersClosed
 		a.mu.Unlock()
@@ -341,7 +423,7 @@ func (a *attacker) newRooms(ctx context.Context, ip, prefix string, n int) []*we
 	var conns []*websocket.Conn
 	for i := range n {
 		if conn := a.dial(ctx, ip, prefix+strconv.Itoa(i), "x", false); conn != nil {
-			go a.drain(conn)
+			a.startDrain(conn)
 			conns = append(conns, conn)
 		}
 	}
@@ -359,7 +441,7 @@ func (a *attacker) fillConnections(ctx context.Context, ip string, rooms []*webs
 	for i := range attackConnCap - len(rooms) + 10 {
 		silent := i%2 == 1
 		if conn := a.dial(ctx, ip, "evil0", "m"+strconv.Itoa(i), silent); conn != nil && !silent {
-			go a.drain(conn)
+			a.startDrain(conn)
 			writers = append(writers, conn)
 		}
 	}
@@ -525,10 +607,23 @@ func (a *attacker) checkRefusals() {
 // blocked, or without a close frame once a write outlasted WRITE_TIMEOUT.
 // Which of the two depends on how the kernel sized the socket buffers, so
 // the split is only logged.
+//
+// Each silent connection reads what is left for it. One whose reads do not
+// end may still have been cut: the server closed its end while the
+// connection's window was shut, and its kernel gave up on the data and
+// dropped that end without a reset, which TCP never tells the other side.
+// The kernel's table of sockets then tells whether the server's end is
+// still there.
 func (a *attacker) checkSilentCut(silent []*websocket.Conn) {
+	// Looked at first: a read that times out closes the connection, and
+	// the server's end then goes too.
+	before := map[*websocket.Conn]string{}
+	for _, conn := range silent {
+		before[conn] = a.serverEnd(a.silentPorts[conn])
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	var tooSlow, cut, kept atomic.Int64
+	var tooSlow, cut, unseen, kept atomic.Int64
 	var wg sync.WaitGroup
 	for _, conn := range silent {
 		wg.Go(func() {
@@ -536,22 +631,65 @@ func (a *attacker) checkSilentCut(silent []*websocket.Conn) {
 			for err == nil {
 				_, _, err = conn.Read(ctx)
 			}
-			switch {
+			switch state := before[conn]; {
 			case websocket.CloseStatus(err) == websocket.StatusPolicyViolation:
 				tooSlow.Add(1)
-			case ctx.Err() != nil:
+			case ctx.Err() == nil:
+				cut.Add(1)
+			case state == tcpEstablished || state == tcpCloseWait:
 				kept.Add(1)
 			default:
-				cut.Add(1)
+				unseen.Add(1)
+				a.count("server's end of an unseen cut: " + cmp.Or(state, "gone"))
 			}
 		})
 	}
 	wg.Wait()
-	a.t.Logf("of %d connections that never read, %d were cut off with 1008, %d cut as a write timed out, %d kept",
-		len(silent), tooSlow.Load(), cut.Load(), kept.Load())
+	a.t.Logf("of %d connections that never read, %d were cut off with 1008, %d cut as a write timed out, %d cut with their end gone unseen, %d kept",
+		len(silent), tooSlow.Load(), cut.Load(), unseen.Load(), kept.Load())
 	if len(silent) == 0 || kept.Load() != 0 {
 		a.t.Errorf("%d connections that never read, %d of them kept: want some, each cut off", len(silent), kept.Load())
 	}
+}
+
+// serverEnd is the state of the server's end of the loopback connection
+// from clientPort, as /proc/net/tcp writes it, or "" when there is none.
+// The server still holds it while it is established, or while its peer has
+// closed and the server has not (close wait).
+func (a *attacker) serverEnd(clientPort int) string {
+	_, port, _ := strings.Cut(strings.TrimPrefix(a.base, "http://"), ":")
+	serverPort, _ := strconv.Atoi(port)
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			a.t.Fatalf("read the kernel's sockets: %v", err)
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 4 || hexPort(f[1]) != serverPort || hexPort(f[2]) != clientPort {
+				continue
+			}
+			return f[3]
+		}
+	}
+	return ""
+}
+
+// States in /proc/net/tcp.
+const (
+	tcpEstablished = "01"
+	tcpCloseWait   = "08"
+)
+
+// hexPort is the port of an address as /proc/net/tcp writes it, such as
+// 0100007F:1F90, or -1.
+func hexPort(addr string) int {
+	_, h, _ := strings.Cut(addr, ":")
+	n, err := strconv.ParseInt(h, 16, 32)
+	if err != nil {
+		return -1
+	}
+	return int(n)
 }
 
 // checkFloodCut sends far more than flood control allows from one more

@@ -69,6 +69,8 @@ const (
 // Frame types, error codes and close reasons the tests look for.
 const (
 	typeWelcome     = "welcome"
+	typePing        = "ping"
+	typePong        = "pong"
 	typeChatMessage = "chatMessage"
 	typeFile        = "file"
 	codeRoomFull    = "room_full"
