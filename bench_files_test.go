@@ -16,6 +16,11 @@ import (
 	"github.com/coder/websocket"
 )
 
+// These benchmarks measure shared files through the real handler on
+// loopback: uploads, downloads of one stored file, and the heap a stored
+// file takes beyond its bytes. The file limits and refusals are tested in
+// files_test.go.
+
 // benchFileServer starts a server without upload rate limits, and a member
 // of room "bench" whose upload token it returns.
 func benchFileServer(b *testing.B) (base, token string) {

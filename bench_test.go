@@ -13,6 +13,11 @@ import (
 	"time"
 )
 
+// These benchmarks measure fan-out: through the real handler on loopback,
+// at full speed and at the pace people chat, the memory of idle connections
+// in a server process of its own, and the in-memory path of one message.
+// The load tool (cmd/hallway-load) measures a server from outside.
+
 // Pacing of the benchmarks.
 const (
 	// benchTimeout bounds one benchmark run.

@@ -8,6 +8,12 @@ import (
 	"testing"
 )
 
+// These tests cover a room's call on the server: a signal reaches only its
+// recipient, bad, unsealed and flooding signals are refused while chat goes
+// on, the call is full past CALL_MAX and off at zero, a member who goes
+// leaves it, and each member gets TURN credentials of its own. The relay is
+// tested in turn_test.go, calls in Chromium in test/call_browser_test.go.
+
 // callFrame sends a call frame with action.
 func (c *testClient) callFrame(action string) {
 	c.t.Helper()

@@ -19,6 +19,12 @@ import (
 	"github.com/coder/websocket"
 )
 
+// These tests run the real handler on a loopback listener with real
+// WebSocket clients: welcome and history, names, room isolation, one order
+// for every member, slow and stuck clients cut off, bad frames, flood
+// control and logs free of user data. They also hold the test server and
+// client that the other tests of this package use.
+
 // testTimeout bounds every wait in these tests so a bug fails instead of
 // hanging; it is never an assertion about speed.
 const testTimeout = 15 * time.Second

@@ -11,6 +11,11 @@ import (
 	"testing"
 )
 
+// These tests check encrypted rooms on the server: the flag in welcome,
+// unsealed messages refused with not_encrypted, creation requests
+// validated, ordinary rooms unchanged, and -version's hashes against the
+// files served. The page's side is in test/e2ee_browser_test.go.
+
 // createRoomBody posts body to /api/rooms and returns the status and answer.
 func (ts *testServer) createRoomBody(t *testing.T, body string) (int, map[string]any) {
 	t.Helper()

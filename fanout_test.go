@@ -16,6 +16,12 @@ import (
 	"time"
 )
 
+// These tests check the direct path of a paced room: idle members get a
+// paced message without a writer goroutine, a member that stops reading is
+// handed to its writer and gets everything in order, a frame written in
+// part is finished first, and nothing is written after a close frame or
+// during another write.
+
 // quiet reports whether r's next broadcast counts as paced.
 func (r *room) quiet() bool {
 	r.mu.Lock()

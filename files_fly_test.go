@@ -11,6 +11,11 @@ import (
 	"github.com/coder/websocket"
 )
 
+// This test shares files across machines behind the stand-in for Fly's
+// proxy (flyproxy_test.go): an upload that names the room's machine reaches
+// it whatever its size, and downloads are replayed like any other request.
+// Behind HAProxy and Caddy it is test/files_lb_test.go.
+
 // joinThrough joins room as name through the proxy or load balancer at
 // front, and returns the client and its welcome.
 func joinThrough(t *testing.T, front, room, name string) (*testClient, welcomePayload) {

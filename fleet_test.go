@@ -17,6 +17,12 @@ import (
 	"time"
 )
 
+// These tests run a fleet of real servers, each with its own machine ID and
+// an injected machine list, behind flyproxy_test.go: the members of many
+// rooms all hear each other, each machine counts only its own rooms, and a
+// machine joining or vanishing never leaves a room in two halves. One
+// machine's answer to each fault is in fleetfaults_test.go.
+
 // fleetTimeout bounds each wait for a fleet to settle: machines reread
 // their list every 50ms, but a starved CPU can make rejoining slow. It is
 // never an assertion about speed.

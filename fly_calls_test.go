@@ -10,6 +10,11 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
+// This test checks the Fly.io recipe for the built-in TURN relay in
+// docs/calls.md: it decodes strictly, its settings load, and its UDP
+// services publish the relay's port and relayed range. fly.toml itself is
+// checked in fly_test.go.
+
 // flyCallsRecipe is the part of fly.toml that docs/calls.md adds for the
 // built-in TURN relay.
 type flyCallsRecipe struct {

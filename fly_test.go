@@ -19,6 +19,11 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
+// These tests decode fly.toml strictly and check it against the server:
+// the build, port and service, health check, kill signal and timeout,
+// autostop off with IDLE_EXIT set, [metrics] on METRICS_ADDR's port and
+// the production environment.
+
 // flyConfig models the part of fly.toml's schema that Hallway uses. Decoding
 // is strict, so a misspelt or unsupported key fails the test instead of being
 // ignored by the test and, silently, by Fly.

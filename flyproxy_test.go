@@ -16,6 +16,11 @@ import (
 	"time"
 )
 
+// This file is a stand-in for Fly's proxy, written from Fly's
+// documentation, for the fleet tests: a random machine per request, one
+// replay with Fly-Replay-Src, a fallback with fly-replay-failed when the
+// target cannot be reached, and WebSockets passed through.
+
 // flyProxy stands in for Fly's proxy in tests, written from Fly's
 // documentation (https://fly.io/docs/networking/dynamic-request-routing/ and
 // the fly-replay fallback changelog, https://fly.io/changelog/fly-replay-timeout-fallback/):

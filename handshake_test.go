@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// This test sends a chat message in the same write as the WebSocket
+// upgrade request: the server must keep those bytes and read the stream
+// after them correctly. It builds and reads raw frames by hand.
+
 // TestFrameSentWithTheHandshakeIsKept sends a chat message in the same
 // write as the upgrade request, as a client may once it has the 101: the
 // server must read it, not lose its bytes and misread the stream after.

@@ -11,6 +11,12 @@ import (
 	"github.com/coder/websocket"
 )
 
+// These tests cover hosted rooms on the server: a lock that turns away
+// newcomers but lets members back, knocks admitted, denied and bounded, a
+// removed member kept out, the host role handed over and passed on, bad
+// host commands refused to the sender alone, and credentials that reach
+// nobody else. The page's side is in test/host_browser_test.go.
+
 // hostEnv makes every test client's address the X-Test-IP header, so that
 // one test can be several people.
 var hostEnv = map[string]string{"CLIENT_IP_HEADER": "X-Test-IP", "HOST_GRACE": "1m"}

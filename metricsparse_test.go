@@ -9,6 +9,10 @@ import (
 	"github.com/prometheus/common/model"
 )
 
+// These helpers read /metrics with Prometheus's own parser. They are apart
+// from metrics_test.go, which builds on Linux only, because the fleet
+// tests on every platform use them too.
+
 // parseMetrics parses the Prometheus text format with Prometheus's own
 // parser, failing the test on anything it rejects.
 func parseMetrics(t *testing.T, body []byte) map[string]*dto.MetricFamily {

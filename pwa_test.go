@@ -10,6 +10,11 @@ import (
 	"testing"
 )
 
+// These tests check what makes the page an installable app: the service
+// worker's build file keeps the page's files and nothing of a room or the
+// API, and the manifest, worker and build file are served with the right
+// headers. The app in Chromium is test/pwa_browser_test.go.
+
 // buildFile splits a service worker build file into its version and shell.
 func buildFile(t *testing.T, script []byte) (version string, shell []string) {
 	t.Helper()

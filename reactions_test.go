@@ -7,6 +7,11 @@ import (
 	"testing"
 )
 
+// These tests check replies and reactions on the server: a reply's quote,
+// reactions as room state that leave with their message, the history
+// budget, the bounds, each refusal code, flood control, and both sealed in
+// an encrypted room. In Chromium they are test/reactions_browser_test.go.
+
 // react sends a react frame.
 func (c *testClient) react(id uint64, emoji string, on bool) {
 	c.t.Helper()

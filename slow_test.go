@@ -12,6 +12,11 @@ import (
 	"github.com/coder/websocket"
 )
 
+// These tests tell a slow member from a busy machine: a member whose
+// writer has not run yet is kept past SEND_BUFFER and the grace, and a
+// member that never reads is cut off once its queue passes
+// SEND_BUFFER_BYTES, also when the room goes quiet after the burst.
+
 // A member whose writer the scheduler has not run yet is not slow: the
 // room keeps queuing for it past SEND_BUFFER, even for longer than the
 // grace, and it gets everything once its writer runs.

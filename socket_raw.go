@@ -7,6 +7,10 @@ import (
 	"syscall"
 )
 
+// This file writes a frame straight to a socket without waiting, for the
+// direct path of paced rooms (socket.go). Under WASI there is no raw
+// socket; socket_wasip1.go stands in.
+
 // rawConnOf is conn's raw socket, for writes that must not wait.
 func rawConnOf(conn net.Conn) syscall.RawConn {
 	sc, ok := conn.(syscall.Conn)

@@ -14,6 +14,10 @@ import (
 	"github.com/coder/websocket"
 )
 
+// This test records the server's writes: queued frames leave in one
+// write(2), each a WebSocket message of its own in order, and the close
+// frame is the last thing written.
+
 // recordingListener keeps every connection it accepts, so that a test can
 // see each write(2) the server made on it.
 type recordingListener struct {

@@ -24,6 +24,10 @@ import (
 	"hallway/internal/loadgen"
 )
 
+// This benchmark measures how many media bytes a TURN relay carries per
+// CPU-second of its own process, the built-in relay and coturn side by
+// side in one run. What the relay does is tested in turn_test.go.
+
 // BenchmarkTURNRelay measures how many media bytes a TURN relay carries per
 // CPU-second of the relay's own process: the built-in relay, and coturn
 // beside it in the same run, measured the same way.

@@ -9,6 +9,10 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
+// This test pictures a call for the documentation
+// (docs/screenshot-call.png) and runs only with SCREENSHOTS=1; what calls do
+// in Chromium is checked in call_browser_test.go.
+
 // TestBrowserCallScreenshot pictures a call of two people with cameras on,
 // one of them sharing a screen, as the other sees it on a desktop;
 // docs/screenshot-call.png is a copy of it.

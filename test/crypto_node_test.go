@@ -9,6 +9,11 @@ import (
 	"testing"
 )
 
+// This test runs static/crypto.js's own tests in Node's WebCrypto, and
+// holds the lookup of Node.js that the other Node tests (markdown, QR
+// code) share. The page's encryption in Chromium is checked in
+// e2ee_browser_test.go.
+
 // nodeExecPath finds Node.js 18 or newer (WebCrypto and node --test). It
 // skips the test when there is none, and fails it when E2E=1 says the
 // browser-side tests must run.

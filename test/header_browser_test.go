@@ -8,6 +8,10 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
+// This test lays out the room header in Chromium on a phone: one row with
+// nothing scrolling sideways, icons with accessible names and tooltips,
+// and on a desktop the words kept.
+
 // headerLayout describes the room header as laid out: whether its visible
 // parts share one row, whether anything scrolls sideways, and the names of
 // its two icon-only controls.

@@ -11,6 +11,10 @@ import (
 	"testing"
 )
 
+// This test runs cmd/hallway-load -json against this tree's server on a
+// small burst and the idle measurement, so that the load tool keeps working
+// as the server changes. It asserts nothing about speed.
+
 // loadReport is one line of hallway-load -json: one workload's outcome.
 type loadReport struct {
 	Workload string         `json:"workload"`

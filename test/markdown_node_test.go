@@ -6,6 +6,10 @@ import (
 	"testing"
 )
 
+// This test runs static/markdown.js's own tests in Node: the formatting
+// rules and a fuzz of the parser and renderer. Formatted messages in
+// Chromium are checked in markdown_browser_test.go.
+
 // TestMarkdownModuleInNode runs static/markdown.js's own tests
 // (testdata/markdown.test.mjs) in Node: the formatting rules, and a fuzz of
 // the parser and renderer with XSS payloads and seeded random input that

@@ -10,6 +10,10 @@ import (
 	"hallway/internal/chattest"
 )
 
+// This test closes two pages with 4307, as a machine does when their room
+// moves, and the page must rejoin quietly and the chat carry on. The move
+// itself, across machines, is the root's TestFleetBehindFlyProxy.
+
 // closeRoomMoved and reasonRoomMoved are how a Fly.io machine closes the
 // members of a room that now lives on another machine (docs/protocol.md).
 const (

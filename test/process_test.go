@@ -12,6 +12,10 @@ import (
 	"hallway/internal/loadgen"
 )
 
+// These helpers start a built server as a process of its own on a free
+// loopback port and wait until it is healthy; the tests that drive a
+// server from outside start it through them.
+
 // nodeStartTimeout bounds a server process's start.
 const nodeStartTimeout = 30 * time.Second
 

@@ -18,6 +18,11 @@ import (
 	"github.com/coder/websocket"
 )
 
+// This test builds the server for GOOS=wasip1, serves it under wazero and
+// holds a two-person chat through it. It installs wazero through the Go
+// module proxy when it is not on PATH; WASI=1 makes a missing runtime a
+// failure.
+
 // wazeroModule is the WASI runtime this test drives, at a known version.
 const wazeroModule = "github.com/tetratelabs/wazero/cmd/wazero@v1.12.0"
 

@@ -9,6 +9,10 @@ import (
 	"sync"
 )
 
+// This file runs one workload as a test runs: workloadRun is the
+// loadgen.TB it reports through, keeping its log lines and figures for the
+// text or JSON output. Flags and output are in main.go.
+
 // workloadRun is one workload's run: the loadgen.TB the workload reports
 // through, as a test would, and what it reported. Fatal ends the workload's
 // goroutine, as it ends a test's, and cleanups then run in reverse order.

@@ -22,6 +22,11 @@ import (
 	"github.com/coder/websocket"
 )
 
+// This file holds the load clients and the server they load: starting the
+// server as a pinned process, reading its CPU and memory from /proc, and
+// dialling members that count what they receive. The workloads are in
+// workloads.go, the floor in floor.go.
+
 // Target is the server under load: a process the tool started, or the
 // server at -url, whose process it cannot see.
 type Target struct {

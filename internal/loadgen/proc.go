@@ -10,6 +10,10 @@ import (
 	"sync"
 )
 
+// This file holds what a test needs to run a server process on any
+// platform: a buffer for its output and a free port for it to bind. The
+// rest of loadgen reads /proc and builds on Linux only.
+
 // SyncBuffer collects a process's output from many goroutines.
 type SyncBuffer struct {
 	mu  sync.Mutex

@@ -19,6 +19,10 @@ import (
 	"github.com/coder/websocket"
 )
 
+// This file holds the workloads (burst, steady, rooms, idle connections
+// and startup), the checks that no message was lost or reordered, and the
+// figures each reports. The command line is cmd/hallway-load.
+
 // loadBurst runs the burst or plainburst workload, and fails on any loss:
 // every member is promised every message. Then it measures its floor.
 func loadBurst(ctx context.Context, t TB, name string) {
