@@ -8,22 +8,16 @@ package main
 
 import (
 	"context"
+	"hallway/internal/netnstest"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
 	"testing"
 
 	"github.com/coder/websocket"
 )
-
-// netnsEnv, set to 1, tells the test binary that it runs inside the
-// namespace the test made.
-const netnsEnv = "HALLWAY_NETNS_TEST"
 
 // netnsSetup makes loopback and two /64s local in the new namespace and lets
 // sockets bind any address in them, then runs the test binary ("$0").
@@ -35,8 +29,11 @@ sysctl -qw net.ipv6.ip_nonlocal_bind=1
 exec "$0" -test.run='^TestRealSlash64SharesOneBudget$' -test.count=1 -test.v`
 
 func TestRealSlash64SharesOneBudget(t *testing.T) {
-	if os.Getenv(netnsEnv) != "1" {
-		runInNetns(t)
+	if !netnstest.Inside() {
+		// Where namespaces are not permitted this skips;
+		// TestOneSlash64SharesOneConnectionBudget covers the same through
+		// CLIENT_IP_HEADER.
+		netnstest.Run(t, netnsSetup, testBinary())
 		return
 	}
 	cfg := testConfig(t, map[string]string{"MAX_CONNS_PER_IP": "3"})
@@ -81,26 +78,5 @@ func TestRealSlash64SharesOneBudget(t *testing.T) {
 		if got, err := dial(src, 10+i); got != http.StatusSwitchingProtocols {
 			t.Fatalf("connection %d from the second /64, %s: %d %v, want 101", i+1, src, got, err)
 		}
-	}
-}
-
-// runInNetns runs this test again inside a new network namespace, skipping
-// where namespaces are not permitted (not Linux, not root).
-func runInNetns(t *testing.T) {
-	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skip("network namespaces are Linux only")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("no ip command")
-	}
-	if err := exec.Command("unshare", "-n", "true").Run(); err != nil {
-		t.Skipf("cannot make a network namespace (unshare -n: %v); TestOneSlash64SharesOneConnectionBudget covers this through CLIENT_IP_HEADER", err)
-	}
-	cmd := exec.Command("unshare", "-n", "sh", "-c", netnsSetup, testBinary())
-	cmd.Env = append(os.Environ(), netnsEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("in a network namespace: %v\n%s", err, out)
 	}
 }

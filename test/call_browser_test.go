@@ -5,6 +5,8 @@ package test
 import (
 	"context"
 	"fmt"
+	"hallway/internal/netnstest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -225,9 +227,13 @@ ip link set hw1 up
 exec "$0" -test.run='^TestBrowserCallThroughTheBuiltInRelay$' -test.count=1 -test.v`
 
 func TestBrowserCallThroughTheBuiltInRelay(t *testing.T) {
-	if !inNetns() {
+	if !netnstest.Inside() {
 		browserExecPath(t) // Skips, or fails under E2E=1, before the namespace is made.
-		runInNetns(t, relayNetns)
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		netnstest.Run(t, relayNetns, self, builtBinEnv+"="+hallwayBin)
 		return
 	}
 	metrics := "127.0.0.1:9090"
