@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -19,6 +18,8 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // More of the protocol than wire_test.go needs.
@@ -166,11 +167,11 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-// roomFiles is every file the server holds in room, fetched as a member
-// would, by the ids its history names, oldest first.
-func roomFiles(t *testing.T, es *e2eServer, room string) (ids []string, contents [][]byte) {
+// roomFiles is every file named in history, a room's replay as
+// roomHistory read it, fetched as a member would, oldest first.
+func roomFiles(t *testing.T, es *e2eServer, room string, history []string) (ids []string, contents [][]byte) {
 	t.Helper()
-	for _, raw := range roomHistory(t, es, room) {
+	for _, raw := range history {
 		var e envelope
 		var f filePayload
 		if json.Unmarshal([]byte(raw), &e) != nil || e.Type != typeFile || json.Unmarshal(e.Payload, &f) != nil {
@@ -182,19 +183,26 @@ func roomFiles(t *testing.T, es *e2eServer, room string) (ids []string, contents
 	return ids, contents
 }
 
-// scrapeMetrics reads a Prometheus text page into its unlabelled samples.
+// scrapeMetrics reads a Prometheus text page, with Prometheus's own parser,
+// into the values of its unlabelled counters and gauges.
 func scrapeMetrics(t *testing.T, url string) map[string]float64 {
 	t.Helper()
 	body := get(t, url)
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v\n%s", err, body)
+	}
 	out := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		var name string
-		var v float64
-		if strings.HasPrefix(line, "#") || strings.Contains(line, "{") {
-			continue
-		}
-		if n, _ := fmt.Sscan(line, &name, &v); n == 2 {
-			out[name] = v
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			switch {
+			case len(m.GetLabel()) > 0:
+			case m.Counter != nil:
+				out[name] = m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				out[name] = m.GetGauge().GetValue()
+			}
 		}
 	}
 	return out

@@ -263,8 +263,9 @@ func TestBrowserEncryptedFileKeepsItsBytesAndNameFromTheServer(t *testing.T) {
 	}
 	key := alice.roomKey()
 	code := browserEval[string](alice, `document.getElementById('room-code').textContent`)
-	_, stored := roomFiles(t, es, code)
-	stored = append(stored, []byte(strings.Join(roomHistory(t, es, code), "\n")))
+	history := roomHistory(t, es, code)
+	_, stored := roomFiles(t, es, code, history)
+	stored = append(stored, []byte(strings.Join(history, "\n")))
 	if len(stored) < 2 {
 		t.Fatalf("the server holds no file")
 	}
@@ -306,7 +307,7 @@ func TestBrowserUploadedPagesNeverRun(t *testing.T) {
 	if len(ids) != 2 {
 		t.Fatalf("alice shows %d files, want 2", len(ids))
 	}
-	held, _ := roomFiles(t, es, code)
+	held, _ := roomFiles(t, es, code, roomHistory(t, es, code))
 	if len(held) != 2 {
 		t.Fatalf("the server holds %d files, want 2", len(held))
 	}
