@@ -617,9 +617,10 @@ func (a *attacker) checkRefusals() {
 func (a *attacker) checkSilentCut(silent []*websocket.Conn) {
 	// Looked at first: a read that times out closes the connection, and
 	// the server's end then goes too.
+	ends := a.serverEnds()
 	before := map[*websocket.Conn]string{}
 	for _, conn := range silent {
-		before[conn] = a.serverEnd(a.silentPorts[conn])
+		before[conn] = ends[a.silentPorts[conn]]
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -652,27 +653,27 @@ func (a *attacker) checkSilentCut(silent []*websocket.Conn) {
 	}
 }
 
-// serverEnd is the state of the server's end of the loopback connection
-// from clientPort, as /proc/net/tcp writes it, or "" when there is none.
-// The server still holds it while it is established, or while its peer has
-// closed and the server has not (close wait).
-func (a *attacker) serverEnd(clientPort int) string {
+// serverEnds maps the port of each loopback connection to the server to
+// the state of the server's end of it, as /proc/net/tcp writes it; a port
+// whose server end is gone is absent. The server still holds a connection
+// while its end is established, or while its peer has closed and the
+// server has not (close wait).
+func (a *attacker) serverEnds() map[int]string {
 	_, port, _ := strings.Cut(strings.TrimPrefix(a.base, "http://"), ":")
 	serverPort, _ := strconv.Atoi(port)
+	ends := map[int]string{}
 	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		b, err := os.ReadFile(table)
 		if err != nil {
 			a.t.Fatalf("read the kernel's sockets: %v", err)
 		}
 		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) < 4 || hexPort(f[1]) != serverPort || hexPort(f[2]) != clientPort {
-				continue
+			if f := strings.Fields(line); len(f) >= 4 && hexPort(f[1]) == serverPort {
+				ends[hexPort(f[2])] = f[3]
 			}
-			return f[3]
 		}
 	}
-	return ""
+	return ends
 }
 
 // States in /proc/net/tcp.

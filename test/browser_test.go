@@ -126,8 +126,7 @@ func (es *e2eServer) restart() {
 
 // stop ends the server and its address: the site is gone.
 func (es *e2eServer) stop() {
-	es.proxy.ln.Close()
-	es.proxy.closeAll()
+	es.proxy.close()
 	es.mu.Lock()
 	defer es.mu.Unlock()
 	es.proc.Stop()

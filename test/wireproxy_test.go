@@ -89,11 +89,14 @@ func startWireProxy(t *testing.T, backend string, log *wireLog) *wireProxy {
 	}
 	p := &wireProxy{ln: ln, backend: backend, log: log, conns: map[net.Conn]bool{}, sockets: map[*proxiedSocket]bool{}}
 	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.closeAll()
-	})
+	t.Cleanup(p.close)
 	return p
+}
+
+// close stops the proxy: its address refuses, and every connection is cut.
+func (p *wireProxy) close() {
+	p.ln.Close()
+	p.closeAll()
 }
 
 // addr is the proxy's host:port.
