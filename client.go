@@ -1,8 +1,8 @@
 // One connection's life: its read loop, its send queue with the frame and
 // byte budgets and the write watchdog that cut off a client that stopped
 // reading, and the writer goroutine that exists only while the queue holds
-// something. Framing bytes
-// onto the socket is socket.go's; rooms are chat.go's.
+// something. Framing bytes onto the socket is socket.go's; rooms are
+// chat.go's.
 
 package main
 
