@@ -186,13 +186,29 @@ func startFlyFleet(t *testing.T, ids ...string) *flyFleet {
 	return f
 }
 
-// addMachine starts machine id and lets the proxy reach it; the machine
-// list is the caller's business.
+// addMachine starts machine id and lets the proxy and the other running
+// machines reach it; the machine list is the caller's business.
 func (f *flyFleet) addMachine(id string) {
 	m := startFlyMachine(f.t, id, f.dns, nil)
+	for other, o := range f.machines {
+		o.reach.set(id, true)
+		m.reach.set(other, true)
+	}
 	f.machines[id] = m
 	f.all = append(f.all, m)
 	f.proxy.add(id, m.ts.URL)
+}
+
+// stopMachine stops machine id as a vanished machine: neither the proxy nor
+// the other machines reach it any more; the machine list is the caller's
+// business.
+func (f *flyFleet) stopMachine(id string) {
+	f.proxy.remove(id)
+	f.machines[id].shutdown()
+	delete(f.machines, id)
+	for _, o := range f.machines {
+		o.reach.set(id, false)
+	}
 }
 
 // ids lists the running machines.
@@ -325,9 +341,7 @@ func TestFleetBehindFlyProxy(t *testing.T) {
 	// list drops it, so replays to it fall back; its rooms end up whole on
 	// the next machine in line, and no other room moves.
 	gone := ids[1]
-	f.proxy.remove(gone)
-	f.machines[gone].shutdown()
-	delete(f.machines, gone)
+	f.stopMachine(gone)
 	chattest.WaitUntil(t, fleetTimeout, "a replay to the vanished machine fell back", func() string {
 		if f.proxy.fallbacks.Load() == 0 {
 			return "no fallback yet"
