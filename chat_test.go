@@ -671,6 +671,24 @@ func TestOversizedMessages(t *testing.T) {
 	}
 }
 
+// TestReadBuffersAreReusedCleanly sends messages that grow past the pooled
+// read buffer, past the largest one kept for reuse, and back to short: each
+// arrives whole and alone, with nothing of the frame read before it.
+func TestReadBuffersAreReusedCleanly(t *testing.T) {
+	t.Parallel()
+	ts := setupTest(t, map[string]string{"MAX_MESSAGE_BYTES": "40000", "MESSAGE_RATE": "0"})
+	alice, bob := ts.dial(t, "reuse", "alice"), ts.dial(t, "reuse", "bob")
+	alice.welcome()
+	bob.welcome()
+	for i, n := range []int{5, 700, 3000, 30000, 12, 30000, 1, 600} {
+		text := strings.Repeat(string(rune('a'+i)), n)
+		alice.say(text, fmt.Sprintf("m-%d", i))
+		if m := skipUntil[chatMessagePayload](bob, typeChatMessage); m.Message != text {
+			t.Fatalf("message %d of %d bytes arrived as %d bytes starting %.20q", i, n, len(m.Message), m.Message)
+		}
+	}
+}
+
 func TestMalformedFramesKeepConnection(t *testing.T) {
 	t.Parallel()
 	ts := setupTest(t, nil)

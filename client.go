@@ -171,15 +171,10 @@ func (s *server) serveClient(c *client) {
 func (s *server) readLoop(c *client) error {
 	c.conn.SetReadLimit(readLimitFor(s.cfg.MaxMessageBytes))
 	for {
-		typ, data, err := c.conn.Read(context.Background())
+		env, rejected, err := c.readFrame()
 		if err != nil {
 			return err
 		}
-		if typ != websocket.MessageText {
-			c.conn.Close(websocket.StatusUnsupportedData, reasonBinary)
-			return errBinaryFrame
-		}
-		env, rejected := decodeEnvelope(data)
 		if rejected == nil && env.Type != typeChatMessage {
 			if rejected = s.control(c, env); rejected == nil {
 				continue
@@ -219,6 +214,57 @@ func (s *server) readLoop(c *client) error {
 		}
 		s.metrics.refused(rejected.Code)
 		c.enqueue(encodeFrame(typeError, rejected), false)
+	}
+}
+
+// readFrame reads c's next frame and decodes its envelope. A frame that is
+// not one envelope comes back rejected, to be answered; an error ends the
+// connection.
+func (c *client) readFrame() (env envelope, rejected *errorPayload, err error) {
+	typ, r, err := c.conn.Reader(context.Background())
+	if err != nil {
+		return envelope{}, nil, err
+	}
+	if typ != websocket.MessageText {
+		c.conn.Close(websocket.StatusUnsupportedData, reasonBinary)
+		return envelope{}, nil, errBinaryFrame
+	}
+	buf := readBuffers.Get().(*[]byte)
+	data, err := readAllInto((*buf)[:0], r)
+	if err == nil {
+		// Decoding copies what it keeps, so the buffer is free again.
+		env, rejected = decodeEnvelope(data)
+	}
+	if cap(data) <= maxPooledFrame {
+		*buf = data
+		readBuffers.Put(buf)
+	}
+	return env, rejected, err
+}
+
+// readBuffers holds idle buffers for the frames members send: a frame is
+// decoded and done with before the next is read, so a message costs no
+// buffer of its own, and an idle connection holds none.
+var readBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 512)
+	return &b
+}}
+
+// readAllInto appends everything r holds to b, as io.ReadAll does to a
+// buffer of its own.
+func readAllInto(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
 	}
 }
 

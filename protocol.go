@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -274,14 +275,39 @@ type inboundMessage struct {
 // It does not HTML-escape: every client renders text as text, and escaping
 // would store and send "<" as the six bytes \u003c.
 func encodeFrame(typ string, payload any) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(outEnvelope{Type: typ, Payload: payload}); err != nil {
+	e := frameEncoders.Get().(*frameEncoder)
+	e.buf.Reset()
+	if err := e.enc.Encode(outEnvelope{Type: typ, Payload: payload}); err != nil {
 		panic(fmt.Sprintf("encode %s frame: %v", typ, err)) // Only plain structs are encoded.
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'})
+	// The copy is the frame's exact size: history keeps it for as long as
+	// the room holds the message.
+	frame := bytes.Clone(bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'}))
+	if e.buf.Cap() <= maxPooledFrame {
+		frameEncoders.Put(e)
+	}
+	return frame
 }
+
+// frameEncoder is a JSON encoder with its buffer, reused across frames.
+type frameEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// frameEncoders holds idle frameEncoders, so that a message costs one
+// allocation for its frame rather than a buffer and an encoder besides.
+var frameEncoders = sync.Pool{New: func() any {
+	e := &frameEncoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
+
+// maxPooledFrame is the largest buffer kept for reuse by encodeFrame and
+// readLoop: a welcome or a replay may be far larger, once in a while, and
+// pooling it would keep that memory for good.
+const maxPooledFrame = 16 << 10
 
 // nowMillis is the ts of frames.
 func nowMillis() int64 { return time.Now().UnixMilli() }
@@ -305,8 +331,8 @@ var errUnknownType = &errorPayload{Code: codeBadMessage, Text: "unknown frame ty
 // decodeEnvelope decodes the outer shape of one client frame.
 func decodeEnvelope(data []byte) (envelope, *errorPayload) {
 	var env envelope
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&env); err != nil || dec.More() {
+	// Unmarshal refuses anything after the envelope but white space.
+	if err := json.Unmarshal(data, &env); err != nil {
 		return envelope{}, &errorPayload{Code: codeBadMessage, Text: "frame is not one JSON envelope {\"type\",\"payload\"}"}
 	}
 	return env, nil
