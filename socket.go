@@ -9,7 +9,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -47,13 +46,13 @@ type socketWriter struct {
 	pending []byte
 	// raw writes to the socket without waiting; nil where that cannot be
 	// done, and every frame then goes through the writer goroutine.
-	raw syscall.RawConn
+	raw *rawWriter
 }
 
 // attach makes conn the connection written to.
 func (w *socketWriter) attach(conn net.Conn) {
 	w.conn = conn
-	w.raw = rawConnOf(conn)
+	w.raw = newRawWriter(conn)
 }
 
 // tryWrite writes the framed message p to the socket if that can be done
@@ -72,7 +71,7 @@ func (w *socketWriter) tryWrite(p []byte) int {
 	if w.raw == nil || w.closeSent || w.corked || len(w.pending) > 0 {
 		return 0
 	}
-	n := writeNow(w.raw, p)
+	n := w.raw.write(p)
 	if n > 0 && n < len(p) {
 		w.pending = append([]byte(nil), p[n:]...)
 	}

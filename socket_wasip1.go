@@ -2,17 +2,17 @@
 
 package main
 
-import (
-	"net"
-	"syscall"
-)
+import "net"
 
 // This file stands in for socket_raw.go under WASI, where there is no raw
 // socket to write to without waiting: every frame goes through the
 // writer goroutine.
 
-// rawConnOf is nil under WASI: every frame goes through the writer.
-func rawConnOf(net.Conn) syscall.RawConn { return nil }
+// rawWriter has no socket to write to under WASI.
+type rawWriter struct{}
 
-// writeNow is never called under WASI, where rawConnOf is nil.
-func writeNow(syscall.RawConn, []byte) int { return 0 }
+// newRawWriter is nil under WASI: every frame goes through the writer.
+func newRawWriter(net.Conn) *rawWriter { return nil }
+
+// write is never called under WASI, where newRawWriter is nil.
+func (*rawWriter) write([]byte) int { return 0 }
