@@ -72,6 +72,9 @@ type server struct {
 
 	conns     sync.WaitGroup     // WebSocket handlers still running
 	stopWatch context.CancelFunc // ends watchWrites
+	// writesUnderWay counts members' writes(2) under way (socketWriter), for
+	// watchWrites to skip its look at every member when there are none.
+	writesUnderWay atomic.Int64
 
 	// beforeWriterTurn, when set by a test, runs as a writer starts a turn,
 	// to hold it back as a busy scheduler might.

@@ -146,7 +146,7 @@ func (s *server) newClient(conn *websocket.Conn, sock *socketWriter, r *room, ba
 		batch:   batch,
 		countAt: -1,
 	}
-	sock.since = &c.writingSince
+	sock.since, sock.writing = &c.writingSince, &s.writesUnderWay
 	c.pinger = time.AfterFunc(s.cfg.PingInterval, func() { c.ping() })
 	return c
 }
@@ -544,6 +544,11 @@ func (s *server) watchWrites(ctx context.Context) {
 // before now, and those too slow by tooSlowLocked's rule: a room that went
 // quiet after a burst would not otherwise find them.
 func (s *server) stuckWriters(now time.Time) (stuck, slow []*client) {
+	if s.writesUnderWay.Load() == 0 {
+		// Between bursts, and at the pace people chat, where the rooms
+		// write to idle members directly: nobody to look at.
+		return nil, nil
+	}
 	limit := now.Add(-s.cfg.WriteTimeout).UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()

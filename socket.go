@@ -36,6 +36,9 @@ const (
 type socketWriter struct {
 	conn  net.Conn
 	since *atomic.Int64 // set to UnixNano while a write(2) is under way, for watchWrites
+	// writing counts the server's writes under way, this one among them,
+	// so that watchWrites need not look at anyone while there are none.
+	writing *atomic.Int64
 
 	mu        sync.Mutex // held across writes, so that frames leave whole and in order
 	corked    bool
@@ -196,8 +199,12 @@ func (w *socketWriter) flushIfFullLocked() error {
 // the connection if it takes longer than WRITE_TIMEOUT.
 func (w *socketWriter) writeLocked(p []byte) (int, error) {
 	if w.since != nil {
+		w.writing.Add(1)
 		w.since.Store(time.Now().UnixNano())
-		defer w.since.Store(0)
+		defer func() {
+			w.since.Store(0)
+			w.writing.Add(-1)
+		}()
 	}
 	return w.conn.Write(p)
 }
