@@ -26,7 +26,7 @@ type loadReport struct {
 // TestLoadHarness runs the load tool as an operator would, in miniature,
 // against this tree's server, so that the tool keeps working as the server
 // changes: a small burst in which every member must see every message in
-// one order, and its floor, then the idle measurement. It asserts nothing about speed.
+// one order, and its floor and relay floor, then the idle measurement. It asserts nothing about speed.
 func TestLoadHarness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes")
@@ -37,7 +37,7 @@ func TestLoadHarness(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(tool, "-json", "-server", hallwayBin, "-workload", "burst,idle",
-		"-clients", "20", "-senders", "2", "-messages", "20", "-checkorder", "-idle", "50", "-timeout", "1m")
+		"-clients", "20", "-senders", "2", "-messages", "20", "-checkorder", "-relayfloor", "-idle", "50", "-timeout", "1m")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -63,6 +63,10 @@ func TestLoadHarness(t *testing.T) {
 	// The burst's floor carries the same 40 messages to 20 plain connections.
 	if f := burst.Figures; f["floor_delivered"] != float64(800) || f["floor_expected"] != float64(800) {
 		t.Errorf("the floor delivered %v of %v frames; want 800 of 800", f["floor_delivered"], f["floor_expected"])
+	}
+	// The relay floor reads each of them from a sender's connection first.
+	if f := burst.Figures; f["relay_floor_delivered"] != float64(800) || f["relay_floor_expected"] != float64(800) {
+		t.Errorf("the relay floor delivered %v of %v frames; want 800 of 800", f["relay_floor_delivered"], f["relay_floor_expected"])
 	}
 	if f := burst.Figures; f["delivered"] != float64(800) || f["expected"] != float64(800) || f["out_of_order"] != float64(0) {
 		t.Errorf("burst delivered %v of %v, %v out of order; want 800 of 800 in order", f["delivered"], f["expected"], f["out_of_order"])

@@ -62,6 +62,7 @@ func run(args []string, out io.Writer) error {
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on each workload")
 	fs.BoolVar(&o.CheckOrder, "checkorder", false, "burst: require every member to receive the same messages in one order")
 	floor := fs.Bool("floor", true, "after burst, steady and rooms, measure the machine's floor for the same traffic and print the ratio to it")
+	fs.BoolVar(&o.RelayFloor, "relayfloor", false, "with -floor, also measure the relay floor, which reads each message over TCP before writing it out, and print the ratio to it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -48,6 +48,10 @@ type floorPlan struct {
 	Messages int           `json:"messages"`
 	Duration time.Duration `json:"duration"`
 	Frame    int           `json:"frame"`
+	// Relay makes the floor a relay (relayfloor.go): each stream's frames
+	// come from a sender of the load tool over TCP, and the floor reads
+	// each one before writing it to the group.
+	Relay bool `json:"relay"`
 }
 
 // floorPlanFor is the floor of the workload called name with the options in
@@ -98,6 +102,14 @@ func serveFloor(spec string) error {
 	if err != nil {
 		return err
 	}
+	streams := p.Streams * (p.Conns / p.Group)
+	var rl net.Listener
+	if p.Relay {
+		if rl, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return err
+		}
+		fmt.Printf("relay %s\n", rl.Addr()) // before "listening", which the tool waits for
+	}
 	fmt.Printf("listening %s\n", l.Addr())
 	conns := make([]net.Conn, p.Conns)
 	for i := range conns {
@@ -106,13 +118,22 @@ func serveFloor(spec string) error {
 		}
 	}
 	l.Close()
+	var inbound []net.Conn
+	if p.Relay {
+		if inbound, err = acceptSenders(rl, streams); err != nil {
+			return err
+		}
+	}
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		return err
 	}
 	var sent atomic.Int64
 	var wg sync.WaitGroup
-	streams := p.Streams * (p.Conns / p.Group)
 	for i, group := 0, slices.Collect(slices.Chunk(conns, p.Group)); i < streams; i++ {
+		if p.Relay {
+			wg.Go(func() { sent.Add(int64(relayStream(p, inbound[i], group[i/p.Streams]))) })
+			continue
+		}
 		wg.Go(func() { sent.Add(int64(floorStream(p, group[i/p.Streams], float64(i)/float64(streams)))) })
 	}
 	wg.Wait()
@@ -122,10 +143,10 @@ func serveFloor(spec string) error {
 
 // floorStream is one sender: it writes a frame stamped with its send time
 // to every connection of group, one write(2) each, and returns how many
-// messages it sent. Paced streams start phase of an interval apart.
+// messages it sent.
 func floorStream(p floorPlan, group []net.Conn, phase float64) int {
 	frame := make([]byte, p.Frame)
-	send := func() bool {
+	return pace(p, phase, func() bool {
 		binary.LittleEndian.PutUint64(frame, uint64(time.Now().UnixNano()))
 		for _, c := range group {
 			if _, err := c.Write(frame); err != nil {
@@ -133,7 +154,14 @@ func floorStream(p floorPlan, group []net.Conn, phase float64) int {
 			}
 		}
 		return true
-	}
+	})
+}
+
+// pace calls send as plan p says, until it fails: Rate times a second for
+// Duration, starting phase of an interval late so that streams spread over
+// the interval as a workload's senders do, or Messages times at once when
+// Rate is 0. It returns how many sends succeeded.
+func pace(p floorPlan, phase float64, send func() bool) int {
 	if p.Rate == 0 {
 		for n := range p.Messages {
 			if !send() {
@@ -193,11 +221,19 @@ func runFloor(ctx context.Context, tb TB, plan floorPlan) floorResult {
 	addr := waitFloorLine(ctx, tb, p, "listening ")
 	readers := dialFloor(ctx, tb, addr, plan)
 	defer readers.close()
+	var senders *relaySenders
+	if plan.Relay {
+		senders = dialRelay(ctx, tb, waitFloorLine(ctx, tb, p, "relay "), plan)
+		defer senders.close()
+	}
 	r := floorResult{plan: plan}
 	floor := &Target{PID: p.Cmd.Process.Pid}
 	r.before, _ = floor.stats(tb)
 	if _, err := io.WriteString(stdin, "go\n"); err != nil {
 		tb.Fatal(err)
+	}
+	if senders != nil {
+		senders.send(plan)
 	}
 	r.sent, _ = strconv.Atoi(waitFloorLine(ctx, tb, p, "sent "))
 	r.delivered = readers.wait(ctx, int64(r.sent)*int64(plan.Group))
@@ -298,34 +334,47 @@ func (fr *floorReaders) latencies() []time.Duration {
 }
 
 // compareToFloor runs the floor of the workload called name and reports the
-// workload's deliveries per server CPU-second, perCPU, as a ratio to it.
+// workload's deliveries per server CPU-second, perCPU, as a ratio to it;
+// then, with RelayFloor, the same for the relay floor.
 func compareToFloor(ctx context.Context, tb TB, name string, perCPU float64) {
 	tb.Helper()
 	plan, ok := floorPlanFor(name)
 	if !ok || opts.FloorExe == "" {
 		return
 	}
+	compareTo(ctx, tb, name, perCPU, plan, "floor", "one write(2) each")
+	if opts.RelayFloor {
+		plan.Relay = true
+		compareTo(ctx, tb, name, perCPU, plan, "relay_floor", "each read from a sender's TCP connection, then one write(2) each")
+	}
+}
+
+// compareTo runs the floor of plan, records its figures under the prefix
+// kind, and logs the workload's ratio to it.
+func compareTo(ctx context.Context, tb TB, name string, perCPU float64, plan floorPlan, kind, how string) {
+	tb.Helper()
 	f := runFloor(ctx, tb, plan)
+	label := strings.ReplaceAll(kind, "_", " ")
 	if f.delivered != int64(f.sent)*int64(plan.Group) {
-		tb.Errorf("floor: delivered %d of %d frames", f.delivered, int64(f.sent)*int64(plan.Group))
+		tb.Errorf("%s: delivered %d of %d frames", label, f.delivered, int64(f.sent)*int64(plan.Group))
 	}
 	floor := f.perCPU()
-	record(tb, "floor_expected", int64(f.sent)*int64(plan.Group))
-	record(tb, "floor_delivered", f.delivered)
+	record(tb, kind+"_expected", int64(f.sent)*int64(plan.Group))
+	record(tb, kind+"_delivered", f.delivered)
 	perCPUText := "n/a (under one tick)"
 	if floor > 0 {
-		record(tb, "floor_deliveries_per_cpu_s", floor)
+		record(tb, kind+"_deliveries_per_cpu_s", floor)
 		perCPUText = fmt.Sprintf("%.0f", floor)
 	}
-	line := fmt.Sprintf("  floor (%d-byte frames, one write(2) each, to %d plain TCP connections in groups of %d, paced alike): %d deliveries, CPU %.2f s: %s deliveries per CPU-second",
-		plan.Frame, plan.Conns, plan.Group, f.delivered, (f.after.CPU - f.before.CPU).Seconds(), perCPUText)
+	line := fmt.Sprintf("  %s (%d-byte frames, %s, to %d plain TCP connections in groups of %d, paced alike): %d deliveries, CPU %.2f s: %s deliveries per CPU-second",
+		label, plan.Frame, how, plan.Conns, plan.Group, f.delivered, (f.after.CPU - f.before.CPU).Seconds(), perCPUText)
 	if n := len(f.latencies); n > 0 {
-		record(tb, "floor_latency_ms", map[string]float64{"p50": ms(percentile(f.latencies, 0.5)), "p99": ms(percentile(f.latencies, 0.99))})
+		record(tb, kind+"_latency_ms", map[string]float64{"p50": ms(percentile(f.latencies, 0.5)), "p99": ms(percentile(f.latencies, 0.99))})
 		line += fmt.Sprintf("; latency p50 %.2f ms, p99 %.2f ms", ms(percentile(f.latencies, 0.5)), ms(percentile(f.latencies, 0.99)))
 	}
 	tb.Logf("%s", line)
 	if floor > 0 && perCPU > 0 {
-		record(tb, "ratio_to_floor", perCPU/floor)
-		tb.Logf("  %s at %.2fx the floor in deliveries per CPU-second", name, perCPU/floor)
+		record(tb, "ratio_to_"+kind, perCPU/floor)
+		tb.Logf("  %s at %.2fx the %s in deliveries per CPU-second", name, perCPU/floor, label)
 	}
 }

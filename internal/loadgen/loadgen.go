@@ -66,6 +66,7 @@ type Options struct {
 	Timeout      time.Duration // bound on each workload
 	CheckOrder   bool          // burst: every member must see the same ids in one order
 	FloorExe     string        // binary that serves the floor (see ServeFloor); empty runs no floor
+	RelayFloor   bool          // also measure the relay floor, which reads each message first (relayfloor.go)
 }
 
 // Defaults are the settings the README's figures were measured with.
