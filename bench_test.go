@@ -265,7 +265,7 @@ func BenchmarkInboundMessage(b *testing.B) {
 		if rejected != nil {
 			b.Fatal(rejected.Text)
 		}
-		in, rejected := parseChatMessage(env.Payload, 2000)
+		in, rejected := parseChatMessage(env, 2000)
 		if rejected != nil {
 			b.Fatal(rejected.Text)
 		}

@@ -906,6 +906,50 @@ func TestLogsCarryNoUserData(t *testing.T) {
 	}
 }
 
+// TestChatFrameFastPathAgrees decodes chat frames both ways, in one pass as
+// the server does for frames that start like a chat message, and as any
+// other frame: the message, or the answer, must be the same.
+func TestChatFrameFastPathAgrees(t *testing.T) {
+	for _, frame := range []string{
+		`{"type":"chatMessage","payload":{"message":"hi","clientId":"c-1"}}`,
+		`{"type":"chatMessage","payload":{"message":"hi","clientId":"c-1","replyTo":7}}`,
+		`{"type":"chatMessage","payload":{"message":"hi","username":"someone else"}}`,
+		`{"type":"chatMessage","payload":{"message":"\u0000"}}`,
+		`{"type":"chatMessage","payload":{"message":"` + strings.Repeat("x", 101) + `"}}`,
+		`{"type":"chatMessage","payload":{"message":"   "}}`,
+		`{"type":"chatMessage","payload":{"message":42}}`,
+		`{"type":"chatMessage","payload":{"message":"x","clientId":"<bad id>"}}`,
+		`{"type":"chatMessage","payload":"hi"}`,
+		`{"type":"chatMessage","payload":null}`,
+		`{"type":"chatMessage"}`,
+		`{"type":"chatMessage","payload":{"message":"a"}} trailing`,
+		`{"type":"chatMessage","payload":{"message":"a"}}{}`,
+		`{"type":"chatMessage","type":"ping","payload":{"message":"a"}}`,
+		`{"type":"chatMessage","payload":{"message":"a"},"extra":[1,2]}`,
+		`{"type":"chatMessage","payload":{"message":"a"`,
+	} {
+		fast, fastErr := parseClientFrame([]byte(frame), 100)
+		var env envelope
+		var slow inboundMessage
+		var slowErr *errorPayload
+		if err := json.Unmarshal([]byte(frame), &env); err != nil {
+			slowErr = &errorPayload{Code: codeBadMessage}
+		} else if env.Type != typeChatMessage {
+			slowErr = errUnknownType
+		} else {
+			slow, slowErr = parseChatMessage(env, 100)
+		}
+		switch {
+		case (fastErr == nil) != (slowErr == nil):
+			t.Errorf("%s: one pass %+v, two passes %+v", frame, fastErr, slowErr)
+		case fastErr != nil && (fastErr.Code != slowErr.Code || fastErr.ClientID != slowErr.ClientID):
+			t.Errorf("%s: one pass answers %+v, two passes %+v", frame, fastErr, slowErr)
+		case fastErr == nil && (fast.Message != slow.Message || fast.ClientID != slow.ClientID || fast.ReplyTo != slow.ReplyTo):
+			t.Errorf("%s: one pass reads %+v, two passes %+v", frame, fast, slow)
+		}
+	}
+}
+
 // FuzzParseClientFrame feeds arbitrary frames to the inbound parser: it must
 // never panic, and whatever it accepts must be publishable.
 func FuzzParseClientFrame(f *testing.F) {

@@ -182,7 +182,7 @@ func (s *server) readLoop(c *client) error {
 		}
 		var in inboundMessage
 		if rejected == nil {
-			in, rejected = parseChatMessage(env.Payload, s.cfg.MaxMessageBytes)
+			in, rejected = parseChatMessage(env, s.cfg.MaxMessageBytes)
 		}
 		if rejected == nil {
 			rejected = c.room.cipher.refuse(in)

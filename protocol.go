@@ -76,6 +76,10 @@ const (
 type envelope struct {
 	Type    string          `json:"type"`
 	Payload json.RawMessage `json:"payload"`
+
+	// chat is a chatMessage's payload when decodeEnvelope decoded it with
+	// the envelope; Payload is then empty.
+	chat *inboundMessage
 }
 
 // outEnvelope is an envelope being encoded by the server.
@@ -322,14 +326,30 @@ func parseClientFrame(data []byte, maxBytes int) (inboundMessage, *errorPayload)
 	if env.Type != typeChatMessage {
 		return inboundMessage{}, errUnknownType
 	}
-	return parseChatMessage(env.Payload, maxBytes)
+	return parseChatMessage(env, maxBytes)
 }
 
 // errUnknownType answers a frame of a type clients may not send.
 var errUnknownType = &errorPayload{Code: codeBadMessage, Text: "unknown frame type; clients send chatMessage, ping, typing, react, call or signal"}
 
-// decodeEnvelope decodes the outer shape of one client frame.
+// chatPrefix starts a chatMessage frame as the page and most clients
+// write it, type first.
+var chatPrefix = []byte(`{"type":"chatMessage",`)
+
+// decodeEnvelope decodes the outer shape of one client frame. Nearly every
+// frame is a chat message, so one that starts like one is decoded whole in
+// a single pass; if that fails in any way, the frame is decoded as any
+// other, and answered as before.
 func decodeEnvelope(data []byte) (envelope, *errorPayload) {
+	if bytes.HasPrefix(data, chatPrefix) {
+		var f struct {
+			Type    string          `json:"type"`
+			Payload *inboundMessage `json:"payload"`
+		}
+		if json.Unmarshal(data, &f) == nil && f.Type == typeChatMessage && f.Payload != nil {
+			return envelope{Type: typeChatMessage, chat: f.Payload}, nil
+		}
+	}
 	var env envelope
 	// Unmarshal refuses anything after the envelope but white space.
 	if err := json.Unmarshal(data, &env); err != nil {
@@ -338,12 +358,15 @@ func decodeEnvelope(data []byte) (envelope, *errorPayload) {
 	return env, nil
 }
 
-// parseChatMessage checks the payload of a chatMessage frame.
-func parseChatMessage(payload json.RawMessage, maxBytes int) (inboundMessage, *errorPayload) {
-	var in inboundMessage
-	if err := json.Unmarshal(payload, &in); err != nil {
-		return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "chatMessage payload must be {\"message\": string}"}
+// parseChatMessage checks the payload of env, a chatMessage frame.
+func parseChatMessage(env envelope, maxBytes int) (inboundMessage, *errorPayload) {
+	if env.chat == nil {
+		env.chat = new(inboundMessage)
+		if err := json.Unmarshal(env.Payload, env.chat); err != nil {
+			return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "chatMessage payload must be {\"message\": string}"}
+		}
 	}
+	in := *env.chat
 	if !validClientID(in.ClientID) {
 		return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "clientId must be up to 64 of A-Z a-z 0-9 _ -"}
 	}
