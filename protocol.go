@@ -309,7 +309,7 @@ var frameEncoders = sync.Pool{New: func() any {
 }}
 
 // maxPooledFrame is the largest buffer kept for reuse by encodeFrame and
-// readLoop: a welcome or a replay may be far larger, once in a while, and
+// readFrame: a welcome or a replay may be far larger, once in a while, and
 // pooling it would keep that memory for good.
 const maxPooledFrame = 16 << 10
 
@@ -360,13 +360,12 @@ func decodeEnvelope(data []byte) (envelope, *errorPayload) {
 
 // parseChatMessage checks the payload of env, a chatMessage frame.
 func parseChatMessage(env envelope, maxBytes int) (inboundMessage, *errorPayload) {
-	if env.chat == nil {
-		env.chat = new(inboundMessage)
-		if err := json.Unmarshal(env.Payload, env.chat); err != nil {
-			return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "chatMessage payload must be {\"message\": string}"}
-		}
+	var in inboundMessage
+	if env.chat != nil {
+		in = *env.chat
+	} else if err := json.Unmarshal(env.Payload, &in); err != nil {
+		return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "chatMessage payload must be {\"message\": string}"}
 	}
-	in := *env.chat
 	if !validClientID(in.ClientID) {
 		return inboundMessage{}, &errorPayload{Code: codeBadMessage, Text: "clientId must be up to 64 of A-Z a-z 0-9 _ -"}
 	}
