@@ -5,6 +5,7 @@ package loadgen
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -37,7 +38,11 @@ func acceptSenders(l net.Listener, n int) ([]net.Conn, error) {
 		if _, err := io.ReadFull(c, idx[:]); err != nil {
 			return nil, err
 		}
-		in[binary.LittleEndian.Uint32(idx[:])] = c
+		i := binary.LittleEndian.Uint32(idx[:])
+		if int(i) >= n || in[i] != nil {
+			return nil, fmt.Errorf("a sender named stream %d of %d twice or out of range", i, n)
+		}
+		in[i] = c
 	}
 	return in, nil
 }
