@@ -460,8 +460,10 @@ func TestCredentialsReachNobodyElseAndAReloadedHostClaimsItsWayIn(t *testing.T) 
 		}
 	}
 	// Alice's page reloads: a new connection without its rejoin secret
-	// knocks, and her claim lets her straight in as host.
+	// knocks, and her claim lets her straight in as host. Her name is
+	// free once the server has seen the old connection go.
 	alice.conn.CloseNow()
+	carol.waitForCount(2)
 	back := ts.knockFrom(t, room, "10.0.0.1", "username=alice")
 	expect[struct{}](back, typeKnocking)
 	back.host(hostCommand{Credential: cred, Op: opClaim})
