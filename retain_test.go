@@ -93,7 +93,7 @@ func TestPaddedRequestsPinNothing(t *testing.T) {
 	slices.Sort(plains)
 	slices.Sort(paddeds)
 	plain, padded := plains[retainRounds/2], paddeds[retainRounds/2]
-	t.Logf("heap held per room with one member, median of %d: %.0f bytes plain %v, %.0f bytes with %d bytes of junk per request %v", retainRounds, plain, plains, padded, retainPadding, paddeds)
+	t.Logf("heap held per room with one member, median of %d: %.0f bytes plain %.0f, %.0f bytes with %d bytes of junk per request %.0f", retainRounds, plain, plains, padded, retainPadding, paddeds)
 	// Generous: the junk is eight times the allowed excess, so a single
 	// pinned copy of it fails.
 	if padded > 1.5*plain+float64(retainPadding)/8 {
