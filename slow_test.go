@@ -22,7 +22,7 @@ import (
 // grace, and it gets everything once its writer runs.
 func TestHeldWriterIsNotMistakenForSlow(t *testing.T) {
 	t.Parallel()
-	const budget, sent = 8, 3 * 8
+	const budget, sent, burst = 8, 3 * 8, 4
 	ts := setupTest(t, map[string]string{"MESSAGE_RATE": "0", "SEND_BUFFER": fmt.Sprint(budget), "HISTORY_SIZE": "0"})
 	hold := holdWriterOf(ts, "sender")
 	sender := ts.dial(t, "held", "sender")
@@ -32,18 +32,33 @@ func TestHeldWriterIsNotMistakenForSlow(t *testing.T) {
 	skipUntil[userCountPayload](sender, typeUserCount)
 
 	// The sender's next writer turn waits until the test releases it; its
-	// echoes pile up meanwhile.
+	// echoes pile up meanwhile. Messages go in bursts, which the room queues
+	// rather than writing each directly, so a turn starts; however slow the
+	// machine, it is held before sent more are said, and each of those
+	// waits in the queue behind it.
 	hold.armed.Store(true)
-	for i := range sent {
-		sender.say(fmt.Sprint(i), "")
-		if got := reader.nextMessage(); got.Message != fmt.Sprint(i) {
-			t.Fatalf("reader got %q, want %q", got.Message, fmt.Sprint(i))
+	said := 0
+	post := func() {
+		for i := range burst {
+			sender.say(fmt.Sprint(said+i), "")
+		}
+		for range burst {
+			if got := reader.nextMessage(); got.Message != fmt.Sprint(said) {
+				t.Fatalf("reader got %q, want %q", got.Message, fmt.Sprint(said))
+			}
+			said++
 		}
 	}
-	c := hold.held.Load()
-	if c == nil {
-		t.Fatalf("the sender's writer never started a turn to be held")
+	for hold.held.Load() == nil {
+		if said >= 100*burst {
+			t.Fatalf("the sender's writer never started a turn to be held in %d messages", said)
+		}
+		post()
 	}
+	for range sent / burst {
+		post()
+	}
+	c := hold.held.Load()
 	c.mu.Lock()
 	queued := len(c.queue)
 	c.mu.Unlock()
@@ -57,7 +72,7 @@ func TestHeldWriterIsNotMistakenForSlow(t *testing.T) {
 		t.Fatalf("reader got %q, want last", got.Message)
 	}
 	close(hold.release)
-	for i := range sent {
+	for i := range said {
 		if got := sender.nextMessage(); got.Message != fmt.Sprint(i) {
 			t.Fatalf("sender's echo %d is %q", i, got.Message)
 		}
