@@ -929,14 +929,11 @@ func TestChatFrameFastPathAgrees(t *testing.T) {
 		`{"type":"chatMessage","payload":{"message":"a"`,
 	} {
 		fast, fastErr := parseClientFrame([]byte(frame), 100)
-		var env envelope
 		var slow inboundMessage
-		var slowErr *errorPayload
-		if err := json.Unmarshal([]byte(frame), &env); err != nil {
-			slowErr = &errorPayload{Code: codeBadMessage}
-		} else if env.Type != typeChatMessage {
+		env, slowErr := decodeAnyEnvelope([]byte(frame))
+		if slowErr == nil && env.Type != typeChatMessage {
 			slowErr = errUnknownType
-		} else {
+		} else if slowErr == nil {
 			slow, slowErr = parseChatMessage(env, 100)
 		}
 		switch {

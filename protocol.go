@@ -350,6 +350,12 @@ func decodeEnvelope(data []byte) (envelope, *errorPayload) {
 			return envelope{Type: typeChatMessage, chat: f.Payload}, nil
 		}
 	}
+	return decodeAnyEnvelope(data)
+}
+
+// decodeAnyEnvelope decodes the outer shape of a client frame of any type,
+// leaving the payload undecoded.
+func decodeAnyEnvelope(data []byte) (envelope, *errorPayload) {
 	var env envelope
 	// Unmarshal refuses anything after the envelope but white space.
 	if err := json.Unmarshal(data, &env); err != nil {
